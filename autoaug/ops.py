@@ -382,7 +382,9 @@ def _gaussian_blur(x: Tensor, v: Tensor, aux: Tensor, interpolation: str) -> Ten
             continue
         idx = (sizes == k).nonzero().squeeze(1)
         s = sigma[idx].to(x.dtype)
-        blurred = kornia.filters.gaussian_blur2d(x[idx], (k, k), torch.stack([s, s], -1), border_type="reflect")
+        blurred = kornia.filters.gaussian_blur2d(
+            x[idx], (k, k), torch.stack([s, s], -1), border_type="reflect"
+        )
         out = out.index_copy(0, idx, blurred)
     return out
 
@@ -506,7 +508,16 @@ OPS: dict[str, Op] = {
         Op("posterize", _posterize, _P, False, "straight-through", True, "bits kept", _tv_posterize),
         Op("solarize", _solarize, _P, False, "straight-through", True, "threshold", _tv_solarize),
         Op("equalize", _equalize, _P, False, "none", False, "-", _tv_fixed("RandomEqualize", p=1.0)),
-        Op("autocontrast", _autocontrast, _P, False, "none", False, "-", _tv_fixed("RandomAutocontrast", p=1.0)),
+        Op(
+            "autocontrast",
+            _autocontrast,
+            _P,
+            False,
+            "none",
+            False,
+            "-",
+            _tv_fixed("RandomAutocontrast", p=1.0),
+        ),
         Op("invert", _invert, _P, False, "none", False, "-", _tv_fixed("RandomInvert", p=1.0)),
         Op("hflip", _hflip, _G, False, "none", False, "-", _tv_fixed("RandomHorizontalFlip", p=1.0)),
         Op("vflip", _vflip, _G, False, "none", False, "-", _tv_fixed("RandomVerticalFlip", p=1.0)),

@@ -113,7 +113,18 @@ WIDE = Space(
 
 SYMMETRY = Space(
     "symmetry",
-    (*_AA_OPS, "invert", "hflip", "vflip", "rotate90", "scale", "hue", "grayscale", "gaussian_blur", "erasing"),
+    (
+        *_AA_OPS,
+        "invert",
+        "hflip",
+        "vflip",
+        "rotate90",
+        "scale",
+        "hue",
+        "grayscale",
+        "gaussian_blur",
+        "erasing",
+    ),
     {
         **_STANDARD_RANGES,
         "rotate90": Range(0.0, 2.0),  # quarter turns: 0, ±1 (m ≈ 0.5), 2 (m = 1)
