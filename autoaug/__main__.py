@@ -1,0 +1,5 @@
+import sys
+
+from autoaug.cli import main
+
+sys.exit(main())

@@ -1,0 +1,278 @@
+"""The ``autoaug`` command line: one entry point, a function per subcommand.
+
+Bad input (a missing file, malformed JSON, an unknown op, a magnitude outside [0, 1], an
+image that is not an image) ends with one line on stderr and exit code 2, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from autoaug.policy import POLICY_DIR, Policy, PolicyError, load_policy
+
+
+class CliError(Exception):
+    """A user error: printed as one line, exit code 2."""
+
+
+# ------------------------------------------------------------------------------- helpers
+
+
+def _parse_size(text: str | None) -> tuple[int, int] | None:
+    if text is None:
+        return None
+    parts = text.lower().replace("×", "x").split("x")
+    try:
+        nums = [int(p) for p in parts]
+    except ValueError:
+        raise CliError(f"--image-size: expected H or HxW (e.g. 32 or 28x28), got {text!r}") from None
+    if len(nums) == 1:
+        nums = nums * 2
+    if len(nums) != 2 or min(nums) <= 0:
+        raise CliError(f"--image-size: expected H or HxW with positive sizes, got {text!r}")
+    return nums[0], nums[1]
+
+
+def _load_images(paths: Sequence[str]):
+    import torch
+    from PIL import Image, UnidentifiedImageError
+    from torchvision.transforms.v2 import functional as F
+
+    images = []
+    for p in paths:
+        path = Path(p)
+        if not path.is_file():
+            raise CliError(f"image not found: {path}")
+        try:
+            with Image.open(path) as im:
+                im = im.convert("RGB") if im.mode not in ("L", "RGB") else im.copy()
+        except (UnidentifiedImageError, OSError):
+            raise CliError(f"{path}: not an image that PIL can read") from None
+        images.append(F.to_dtype(F.pil_to_tensor(im), torch.float32, scale=True))
+    return images
+
+
+# ---------------------------------------------------------------------------- commands
+
+
+def cmd_policies(args: argparse.Namespace) -> None:
+    from autoaug.reference import builtin_policies
+
+    print("Built-in policies (use the name wherever a policy is expected):")
+    for name, make in builtin_policies().items():
+        p = make()
+        src = p.meta.get("source", "no augmentation")
+        print(f"  {name:22s} {len(p.stages)} stage(s), space {p.space:9s} {src}")
+    files = sorted(POLICY_DIR.glob("*.json")) if POLICY_DIR.is_dir() else []
+    if files:
+        print(f"Policy files in {POLICY_DIR}:")
+        for f in files:
+            try:
+                p = Policy.load(f)
+                print(f"  {f.name:30s} {len(p.stages)} stage(s), {len(p.ops)} ops, space {p.space}")
+            except PolicyError as e:
+                print(f"  {f.name:30s} INVALID: {e}")
+
+
+def describe(policy: Policy) -> str:
+    """A table of a policy's ops: stage, op, chance of being picked, probability, magnitudes."""
+    from autoaug.ops import get_op
+
+    lines = [f"policy {policy.name!r}: {len(policy.stages)} stage(s), space {policy.space}, "
+             f"interpolation {policy.interpolation}"]  # fmt: skip
+    if not policy.stages:
+        lines.append("  (no stages: images pass through unchanged)")
+    header = f"  {'stage':>5}  {'op':14s} {'picked':>7} {'prob':>5}  {'magnitude':>9}  {'range':22s} histogram"
+    for s, stage in enumerate(policy.stages):
+        lines.append(header if s == 0 else "")
+        total = sum(e.weight for e in stage)
+        for e in sorted(stage, key=lambda e: -e.weight):
+            r = policy.range_of(e.op)
+            if r is None:
+                mag, rng, hist = "-", "-", ""
+            else:
+                mag = f"{e.mean_magnitude():.2f}"
+                unit = f" x {r.per}" if r.per else ""
+                sign = "±" if get_op(e.op).signed else ""
+                rng = f"{sign}[{r.low:g}, {r.high:g}]{unit}"
+                hist = _sparkline(e.probs) if len(e.probs) > 1 else f"m={e.magnitudes[0]:.2f}"
+            lines.append(
+                f"  {s:>5}  {e.op:14s} {e.weight / total:7.1%} {e.prob:5.2f}  {mag:>9}  {rng:22s} {hist}"
+            )
+    return "\n".join(lines)
+
+
+def _sparkline(values: Sequence[float]) -> str:
+    bars = " ▁▂▃▄▅▆▇█"
+    top = max(values) or 1.0
+    return "".join(bars[round(v / top * (len(bars) - 1))] for v in values)
+
+
+def plot_policy(policy: Policy, out: Path) -> Path:
+    """Draw each stage: op probabilities (bars) and magnitude histograms (heatmap); write PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    n = max(len(policy.stages), 1)
+    fig, axes = plt.subplots(n, 2, figsize=(11, 0.35 * max(8, max((len(s) for s in policy.stages), default=1)) * n + 1),
+                             squeeze=False)  # fmt: skip
+    for s, stage in enumerate(policy.stages):
+        names = [e.op for e in stage]
+        total = sum(e.weight for e in stage)
+        picked = np.array([e.weight / total for e in stage])
+        applied = picked * np.array([e.prob for e in stage])
+        y = np.arange(len(stage))
+        ax = axes[s, 0]
+        ax.barh(y, picked, color="#c6dbef", label="picked")
+        ax.barh(y, applied, color="#2171b5", label="applied")
+        ax.set_yticks(y, names)
+        ax.invert_yaxis()
+        ax.set_xlabel("probability per image")
+        ax.set_title(f"stage {s}: which op")
+        ax.legend(loc="lower right", fontsize=8)
+        width = max(len(e.probs) for e in stage)
+        grid = np.full((len(stage), width), np.nan)
+        for i, e in enumerate(stage):
+            if policy.range_of(e.op) is None:
+                continue
+            grid[i] = 0.0
+            for m, q in zip(e.magnitudes, np.array(e.probs) / sum(e.probs)):
+                grid[i, round(m * (width - 1))] += q  # each level at its nearest column
+        ax = axes[s, 1]
+        im = ax.imshow(grid, aspect="auto", cmap="viridis", extent=(-0.5 / max(width - 1, 1), 1 + 0.5 / max(width - 1, 1),
+                       len(stage) - 0.5, -0.5))  # fmt: skip
+        ax.set_yticks(y, names)
+        ax.set_xlabel("magnitude (0 = identity, 1 = the range's end)")
+        ax.set_title(f"stage {s}: magnitude distribution per op")
+        fig.colorbar(im, ax=ax, fraction=0.04)
+    if not policy.stages:
+        axes[0, 0].text(0.5, 0.5, "no stages", ha="center")
+    fig.suptitle(f"policy {policy.name}")
+    fig.tight_layout()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out, dpi=110)
+    plt.close(fig)
+    return out
+
+
+def cmd_show(args: argparse.Namespace) -> None:
+    policy = load_policy(args.policy)
+    print(describe(policy))
+    if args.plot:
+        print(f"plot written to {plot_policy(policy, Path(args.plot))}")
+
+
+def cmd_apply(args: argparse.Namespace) -> None:
+    import torch
+    from torchvision.utils import make_grid, save_image
+
+    policy = load_policy(args.policy)
+    images = _load_images(args.images)
+    g = torch.Generator().manual_seed(args.seed)
+    out_dir = Path(args.out)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    rows = []
+    for img in images:
+        batch = img.unsqueeze(0).expand(args.samples, -1, -1, -1).contiguous()
+        augmented = policy.apply(batch, generator=g)
+        row = torch.cat([img.unsqueeze(0), augmented])
+        rows.append(row.expand(-1, 3, -1, -1) if row.shape[1] == 1 else row)
+    # Small images (28×28, 32×32) are enlarged with nearest neighbours so a person can see them.
+    zoom = max(1, 96 // max(max(r.shape[-2:]) for r in rows))
+    if zoom > 1:
+        rows = [torch.nn.functional.interpolate(r, scale_factor=zoom, mode="nearest") for r in rows]
+    sizes = {tuple(r.shape[-2:]) for r in rows}
+    paths = []
+    if len(sizes) == 1:
+        grid = make_grid(torch.cat(rows), nrow=args.samples + 1, padding=2, pad_value=1.0)
+        path = out_dir / f"{policy.name}_samples.png"
+        save_image(grid, path)
+        paths.append(path)
+    else:  # images of different sizes: one grid per image
+        for i, row in enumerate(rows):
+            path = out_dir / f"{policy.name}_{Path(args.images[i]).stem}.png"
+            save_image(make_grid(row, nrow=args.samples + 1, padding=2, pad_value=1.0), path)
+            paths.append(path)
+    for p in paths:
+        print(f"wrote {p} (first column: the original; then {args.samples} samples)")
+
+
+def cmd_export(args: argparse.Namespace) -> None:
+    from autoaug.export import export
+
+    if args.to != "torchvision":
+        raise CliError(f"--to: only 'torchvision' is supported, got {args.to!r}")
+    policy = load_policy(args.policy)
+    path = export(policy, args.out, image_size=_parse_size(args.image_size))
+    how = "python source defining `transform`" if path.suffix == ".py" else "a pickled torchvision object (torch.load(..., weights_only=False))"
+    print(f"wrote {path}: {how}")
+
+
+# ------------------------------------------------------------------------------- parser
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="autoaug",
+        description="Learn augmentation policies, export them to torchvision, and measure a task's symmetries.",
+    )
+    from autoaug import __version__
+
+    parser.add_argument("--version", action="version", version=f"autoaug {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    def add(name: str, fn: Callable[[argparse.Namespace], None], help: str) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, help=help, description=help)
+        p.set_defaults(func=fn)
+        return p
+
+    add("policies", cmd_policies, "list the built-in policies and the policy files that ship")
+
+    p = add("show", cmd_show, "print a policy as a table of ops, weights and magnitudes")
+    p.add_argument("policy", help="a policy file, a run directory, or a built-in name")
+    p.add_argument("--plot", metavar="PNG", help="also draw the policy into this PNG file")
+
+    p = add("apply", cmd_apply, "write a grid PNG of augmented samples of images, to see what a policy does")
+    p.add_argument("policy", help="a policy file or a built-in name")
+    p.add_argument("images", nargs="+", metavar="IMAGE", help="image files (PNG, JPEG, ...)")
+    p.add_argument("--out", required=True, metavar="DIR", help="directory for the grid PNG")
+    p.add_argument("--samples", type=int, default=8, help="augmented samples per image (default 8)")
+    p.add_argument("--seed", type=int, default=0)
+
+    p = add("export", cmd_export, "export a policy as a torchvision transforms.v2 object (.pt) or source (.py)")
+    p.add_argument("policy", help="a policy file or a built-in name")
+    p.add_argument("--to", default="torchvision", help="target library (only 'torchvision')")
+    p.add_argument("--out", required=True, metavar="FILE", help="FILE.py (readable source) or FILE.pt (pickle)")
+    p.add_argument("--image-size", metavar="HxW", help="image size, needed when translations are relative to it")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; returns the exit code."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 0
+    try:
+        args.func(args)
+    except (CliError, PolicyError, ValueError, FileNotFoundError, NotADirectoryError, PermissionError) as e:
+        print(f"autoaug: error: {e}", file=sys.stderr)
+        return 2
+    except BrokenPipeError:  # output piped into `head` and the like
+        sys.stderr.close()
+        return 0
+    except KeyboardInterrupt:
+        print("autoaug: interrupted", file=sys.stderr)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
