@@ -85,7 +85,9 @@ def describe(policy: Policy) -> str:
              f"interpolation {policy.interpolation}"]  # fmt: skip
     if not policy.stages:
         lines.append("  (no stages: images pass through unchanged)")
-    header = f"  {'stage':>5}  {'op':14s} {'picked':>7} {'prob':>5}  {'magnitude':>9}  {'range':22s} histogram"
+    header = (
+        f"  {'stage':>5}  {'op':14s} {'picked':>7} {'prob':>5}  {'magnitude':>9}  {'range':22s} histogram"
+    )
     for s, stage in enumerate(policy.stages):
         lines.append(header if s == 0 else "")
         total = sum(e.weight for e in stage)
@@ -210,8 +212,106 @@ def cmd_export(args: argparse.Namespace) -> None:
         raise CliError(f"--to: only 'torchvision' is supported, got {args.to!r}")
     policy = load_policy(args.policy)
     path = export(policy, args.out, image_size=_parse_size(args.image_size))
-    how = "python source defining `transform`" if path.suffix == ".py" else "a pickled torchvision object (torch.load(..., weights_only=False))"
+    how = (
+        "python source defining `transform`"
+        if path.suffix == ".py"
+        else "a pickled torchvision object (torch.load(..., weights_only=False))"
+    )
     print(f"wrote {path}: {how}")
+
+
+def add_config_flags(p: argparse.ArgumentParser, config_cls, skip: Sequence[str] = ()) -> None:
+    """One ``--flag`` per field of a config dataclass (``--no-flag`` for booleans); defaults
+    stay None so that a YAML ``--config`` supplies them and flags override it."""
+    import dataclasses
+    import typing
+
+    hints = typing.get_type_hints(config_cls)
+    for f in dataclasses.fields(config_cls):
+        if f.name in skip:
+            continue
+        flag = "--" + f.name.replace("_", "-")
+        hint = hints[f.name]
+        args = typing.get_args(hint)
+        base = next((a for a in args if a is not type(None)), hint) if args else hint
+        if base is bool:
+            p.add_argument(
+                flag, action=argparse.BooleanOptionalAction, default=None, help=f"(default {f.default})"
+            )
+        else:
+            p.add_argument(
+                flag, type=base, default=None, metavar=f.name.upper(), help=f"(default {f.default})"
+            )
+
+
+def resolve_config(config_cls, args: argparse.Namespace, extra: dict | None = None):
+    """Dataclass defaults <- YAML file (--config) <- command-line flags."""
+    import dataclasses
+
+    from autoaug.train import read_config
+
+    values: dict = {}
+    if getattr(args, "config", None):
+        values.update(read_config(args.config))
+    for f in dataclasses.fields(config_cls):
+        v = getattr(args, f.name, None)
+        if v is not None:
+            values[f.name] = v
+    values.update(extra or {})
+    return config_cls.from_dict(values, source=getattr(args, "config", None) or "config")
+
+
+def cmd_train(args: argparse.Namespace) -> None:
+    from autoaug.train import TrainConfig, Trainer
+
+    config = resolve_config(TrainConfig, args)
+    trainer = Trainer(config)
+    print(f"training {config.model} on {config.dataset} ({len(trainer.dataset.train)} train images) "
+          f"with policy {config.policy!r} on {trainer.device}, {config.epochs} epochs -> {config.out}")  # fmt: skip
+    metrics = trainer.fit(resume=args.resume)
+    if trainer.rank == 0:
+        print(f"done: test accuracy {metrics.get('test_acc', float('nan')):.4f}; "
+              f"checkpoint, metrics.jsonl and config.yaml in {config.out}")  # fmt: skip
+
+
+def cmd_search(args: argparse.Namespace) -> None:
+    from autoaug.search import SearchConfig, get_searcher
+
+    config = resolve_config(SearchConfig, args, extra={"method": args.method})
+    searcher = get_searcher(config.method)(config)
+    print(f"searching a policy with {config.method} on {config.dataset} ({config.model}, space {config.space}, "
+          f"{config.epochs} epochs) -> {config.out}", flush=True)  # fmt: skip
+    result = searcher.run(resume=args.resume)
+    print()
+    print(describe(result.policy))
+    s = result.summary
+    print(
+        f"\ntest accuracy {s.get('test_acc', float('nan')):.4f}, validation accuracy {s.get('val_acc', float('nan')):.4f}"
+    )
+    rejected = s.get("rejected") or []
+    if rejected:
+        print("ops the task seems to reject (constraint not met): "
+              + ", ".join(f"{name} ({how:.2f})" for name, how in rejected))  # fmt: skip
+    else:
+        print("no op seems to break the task")
+    print(
+        f"files in {result.out}: policy.json (the learned policy), history.json (per-epoch sampler "
+        "statistics), metrics.jsonl, model.pt, config.yaml"
+    )
+    print(f"next: autoaug show {result.out} --plot {result.out}/policy.png;  autoaug export {result.out}/policy.json "
+          f"--out {result.out}/policy_tv.py")  # fmt: skip
+
+
+def cmd_datasets(args: argparse.Namespace) -> None:
+    from autoaug.data import list_datasets
+
+    print("Datasets (--dataset NAME):")
+    for info in list_datasets():
+        mark = "available" if info.available else "missing  "
+        print(f"  {info.name:15s} {mark}  {info.description}")
+        if info.where:
+            print(f"  {'':15s}            {info.where}")
+    print("  folder:PATH     an ImageFolder directory;  npz:PATH  a .npz file with x (uint8) and y")
 
 
 # ------------------------------------------------------------------------------- parser
@@ -245,16 +345,43 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--samples", type=int, default=8, help="augmented samples per image (default 8)")
     p.add_argument("--seed", type=int, default=0)
 
-    p = add("export", cmd_export, "export a policy as a torchvision transforms.v2 object (.pt) or source (.py)")
+    p = add(
+        "export", cmd_export, "export a policy as a torchvision transforms.v2 object (.pt) or source (.py)"
+    )
     p.add_argument("policy", help="a policy file or a built-in name")
     p.add_argument("--to", default="torchvision", help="target library (only 'torchvision')")
-    p.add_argument("--out", required=True, metavar="FILE", help="FILE.py (readable source) or FILE.pt (pickle)")
-    p.add_argument("--image-size", metavar="HxW", help="image size, needed when translations are relative to it")
+    p.add_argument(
+        "--out", required=True, metavar="FILE", help="FILE.py (readable source) or FILE.pt (pickle)"
+    )
+    p.add_argument(
+        "--image-size", metavar="HxW", help="image size, needed when translations are relative to it"
+    )
+
+    from autoaug.train import TrainConfig
+
+    p = add("train", cmd_train, "train a model with a fixed policy (or none) on a dataset")
+    p.add_argument("--config", metavar="YAML", help="settings file (configs/*.yaml); flags override it")
+    p.add_argument("--resume", action="store_true", help="continue a killed run from OUT/checkpoint.pt")
+    add_config_flags(p, TrainConfig)
+
+    from autoaug.search import SearchConfig
+
+    p = add(
+        "search", cmd_search, "learn a policy while training a model (defaults: mcmc on the built-in glyphs)"
+    )
+    p.add_argument("--method", default="mcmc", help="mcmc (default)")
+    p.add_argument("--config", metavar="YAML", help="settings file (configs/*.yaml); flags override it")
+    p.add_argument("--resume", action="store_true", help="continue a killed search from OUT/checkpoint.pt")
+    add_config_flags(p, SearchConfig, skip=("method", "policy"))
+
+    add("datasets", cmd_datasets, "list the datasets and whether each is available here")
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit code."""
+    from autoaug.train import TrainingDiverged as TrainingError
+
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):
@@ -262,7 +389,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     try:
         args.func(args)
-    except (CliError, PolicyError, ValueError, FileNotFoundError, NotADirectoryError, PermissionError) as e:
+    except (CliError, PolicyError, ValueError, FileNotFoundError, NotADirectoryError, PermissionError,
+            TrainingError) as e:  # fmt: skip
         print(f"autoaug: error: {e}", file=sys.stderr)
         return 2
     except BrokenPipeError:  # output piped into `head` and the like

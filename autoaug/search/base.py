@@ -1,0 +1,88 @@
+"""The Searcher contract: a dataset in, a policy (and a trained model) out.
+
+Every searcher is constructed from a :class:`SearchConfig`, owns a random generator seeded
+in its constructor (the same seed gives the same policy on CPU), and writes its outputs into
+``config.out``: ``policy.json`` (autoaug's policy format), ``history.json`` (what changed
+over the search), ``metrics.jsonl``, ``config.yaml``, ``model.pt`` where it trains one.
+
+Lifecycle: ``searcher = get_searcher(config.method)(config)``; ``result = searcher.run()``;
+``run(resume=True)`` continues a killed search from its checkpoint.
+"""
+
+from __future__ import annotations
+
+import abc
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, ClassVar
+
+import torch
+
+from autoaug.policy import Policy
+from autoaug.train import TrainConfig
+
+
+@dataclass
+class SearchConfig(TrainConfig):
+    """Settings of a search: the trainer's, plus the search method and its knobs."""
+
+    method: str = "mcmc"
+    space: str = "symmetry"
+    levels: int = 30  # magnitude levels of the sampler (DESIGN.md: 30)
+    # MCMC (Hounie, Chamon & Ribeiro, ICML 2023)
+    constraint: str = "per_op"  # "single": one dual variable; "per_op": one per op, resilient
+    epsilon: float = 0.6  # margin of the invariance constraint
+    dual_lr: float = 0.02
+    chain_length: int = 1  # Metropolis-Hastings steps per batch
+    n_aug: int = 1  # augmented copies per image
+    relax_alpha: float = 2.0  # resilient relaxation cost h(u) = alpha·u²/2
+    relax_lr: float = 0.02
+    policy_epochs: int = 3  # the learned policy is the sampler's law over the last K epochs
+    interpolation: str = "bilinear"
+    out: str = "runs/search"
+
+
+@dataclass
+class SearchResult:
+    policy: Policy
+    metrics: dict[str, Any]
+    out: Path
+    summary: dict[str, Any]
+
+
+class Searcher(abc.ABC):
+    """Base class of the search methods (``mcmc``, ``bilevel``, ``optuna``)."""
+
+    method: ClassVar[str]
+
+    def __init__(self, config: SearchConfig):
+        self.config = config
+        self.generator = torch.Generator().manual_seed(config.seed)
+
+    @abc.abstractmethod
+    def run(self, resume: bool = False) -> SearchResult:
+        """Search, write the outputs into ``config.out``, return the learned policy."""
+
+
+_SEARCHERS: dict[str, type[Searcher]] = {}
+
+
+def register(cls: type[Searcher]) -> type[Searcher]:
+    _SEARCHERS[cls.method] = cls
+    return cls
+
+
+def get_searcher(method: str) -> type[Searcher]:
+    """The searcher class for ``method``.
+
+    Raises:
+        ValueError: an unknown method, listing the known ones.
+    """
+    from autoaug.search import mcmc  # noqa: F401  (registers itself)
+
+    if method not in _SEARCHERS:
+        raise ValueError(f"unknown search method {method!r}; known: {', '.join(sorted(_SEARCHERS))}")
+    return _SEARCHERS[method]
+
+
+__all__ = ["SearchConfig", "SearchResult", "Searcher", "get_searcher", "register"]

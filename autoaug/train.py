@@ -1,0 +1,419 @@
+"""The trainer: SGD on device-resident data with a policy (or a searcher) in the loop.
+
+SGD with Nesterov momentum and a cosine schedule (DESIGN.md's reference settings), optional
+label smoothing; bf16 autocast and channels_last on CUDA, optional ``torch.compile``; the
+augmentation runs on the device each batch; evaluation each epoch; metrics as JSON lines; a
+checkpoint each epoch written atomically, from which ``resume=True`` continues a killed run
+to the same final metrics as an uninterrupted one (on CPU, same seed). A NaN or infinite loss
+stops the run with :class:`TrainingDiverged`, and the last good checkpoint stays.
+
+What happens to a batch is a :class:`Step`: :class:`PolicyStep` applies a fixed policy; the
+searchers bring their own (the MCMC sampler, the bi-level policy update). Many GPUs: run under
+``torchrun``; each process takes a shard of every epoch and the model is wrapped in
+``DistributedDataParallel`` (gloo on CPU, NCCL on CUDA).
+
+Example:
+    >>> from autoaug.train import TrainConfig, Trainer
+    >>> cfg = TrainConfig(dataset="glyphs", train_size=256, epochs=1, out="runs/doc")
+    >>> metrics = Trainer(cfg).fit()  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+import torch
+import torch.nn.functional as F
+import yaml
+from torch import Tensor, nn
+
+from autoaug.data import Dataset, DeviceLoader, load_dataset
+from autoaug.models import build_model
+from autoaug.policy import Policy, atomic_write_text, load_policy
+
+
+class TrainingDiverged(RuntimeError):
+    """The loss became NaN or infinite; the last good checkpoint is kept."""
+
+
+@dataclass
+class TrainConfig:
+    """Everything a training run depends on; written next to its results as ``config.yaml``."""
+
+    dataset: str = "glyphs"
+    data_root: str | None = None
+    download: bool = False
+    train_size: int | None = None
+    val_size: float = 0.1
+    model: str = "small_cnn"
+    policy: str = "none"
+    epochs: int = 15
+    batch_size: int = 128
+    lr: float = 0.1
+    momentum: float = 0.9
+    nesterov: bool = True
+    weight_decay: float = 5e-4
+    label_smoothing: float = 0.0
+    grad_clip: float | None = None
+    seed: int = 0
+    device: str = "auto"
+    amp: bool = True  # bf16 autocast, CUDA only
+    channels_last: bool = True  # CUDA only
+    compile: bool = False
+    eval_batch_size: int = 1024
+    progress: bool = True
+    out: str = "runs/train"
+
+    @classmethod
+    def fields(cls) -> dict[str, dataclasses.Field]:
+        return {f.name: f for f in dataclasses.fields(cls)}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], source: str = "config") -> TrainConfig:
+        known = cls.fields()
+        unknown = sorted(set(data) - set(known))
+        if unknown:
+            raise ValueError(f"{source}: unknown setting(s) {unknown}; known: {sorted(known)}")
+        return cls(**data)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+def read_config(path: str | Path) -> dict[str, Any]:
+    """Read a YAML config (``yaml.safe_load``: no code runs); errors name the file."""
+    p = Path(path)
+    if not p.is_file():
+        raise FileNotFoundError(f"config file not found: {p}")
+    try:
+        data = yaml.safe_load(p.read_text()) or {}
+    except yaml.YAMLError as e:
+        raise ValueError(f"{p}: not valid YAML: {e}") from None
+    if not isinstance(data, dict):
+        raise ValueError(f"{p}: expected a mapping of settings, got {type(data).__name__}")
+    return data
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise ValueError(f"device {name!r} asked for, but torch sees no CUDA device")
+    return torch.device(name)
+
+
+# ------------------------------------------------------------------------------ steps
+
+
+class Step(Protocol):
+    """What happens to one batch. ``loss`` gets float images in [0, 1] (not normalized) and
+    returns the loss to minimize plus numbers to average into the epoch's metrics."""
+
+    def loss(self, trainer: Trainer, images: Tensor, labels: Tensor) -> tuple[Tensor, dict[str, float]]: ...
+
+    def end_epoch(self, trainer: Trainer, epoch: int) -> dict[str, Any]: ...
+
+    def state_dict(self) -> dict[str, Any]: ...
+
+    def load_state_dict(self, state: dict[str, Any]) -> None: ...
+
+
+class PolicyStep:
+    """Train on ``policy.apply(batch)`` with cross-entropy (the fixed-policy baselines)."""
+
+    def __init__(self, policy: Policy, seed: int = 0):
+        self.policy = policy
+        self.generator = torch.Generator().manual_seed(seed + 7919)
+
+    def loss(self, trainer: Trainer, images: Tensor, labels: Tensor) -> tuple[Tensor, dict[str, float]]:
+        if self.policy.stages:
+            params = self.policy.sample(len(images), generator=self.generator, device=images.device)
+            images = self.policy.apply(images, params=params)
+        logits = trainer.forward(images)
+        loss = F.cross_entropy(logits, labels, label_smoothing=trainer.config.label_smoothing)
+        acc = (logits.argmax(1) == labels).float().mean()
+        return loss, {"loss": loss.item(), "acc": acc.item()}
+
+    def end_epoch(self, trainer: Trainer, epoch: int) -> dict[str, Any]:
+        return {}
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"generator": self.generator.get_state()}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.generator.set_state(state["generator"])
+
+
+# ---------------------------------------------------------------------------- trainer
+
+
+def _distributed() -> tuple[int, int]:
+    """(rank, world size) under torchrun, else (0, 1)."""
+    return int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
+
+
+class Trainer:
+    """Trains ``config.model`` on ``config.dataset`` with a :class:`Step` in the loop.
+
+    Args:
+        config: the run's settings.
+        dataset: an already loaded dataset (else ``config.dataset`` is loaded).
+        step: what happens to each batch (default: ``PolicyStep(load_policy(config.policy))``).
+    """
+
+    def __init__(self, config: TrainConfig, dataset: Dataset | None = None, step: Step | None = None):
+        self.config = config
+        self.rank, self.world = _distributed()
+        if self.world > 1 and not torch.distributed.is_initialized():
+            backend = "nccl" if torch.cuda.is_available() and config.device != "cpu" else "gloo"
+            torch.distributed.init_process_group(backend)
+        self.device = resolve_device(config.device)
+        if self.device.type == "cuda" and self.world > 1:
+            self.device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
+            torch.cuda.set_device(self.device)
+        self.out = Path(config.out)
+        self.dataset = dataset or load_dataset(
+            config.dataset,
+            root=config.data_root,
+            train_size=config.train_size,
+            val_size=config.val_size,
+            seed=config.seed,
+            download=config.download,
+        )
+        self.step = step or PolicyStep(load_policy(config.policy), seed=config.seed)
+        torch.manual_seed(config.seed)
+        self.model = build_model(config.model, self.dataset.channels, self.dataset.num_classes).to(
+            self.device
+        )
+        self.cuda = self.device.type == "cuda"
+        if self.cuda and config.channels_last:
+            self.model = self.model.to(memory_format=torch.channels_last)
+        self.net: nn.Module = self.model
+        if self.world > 1:
+            self.net = nn.parallel.DistributedDataParallel(
+                self.model, device_ids=[self.device.index] if self.cuda else None
+            )
+        if config.compile:
+            self.net = torch.compile(self.net)
+        train = self.dataset.train.images.float() / 255.0
+        self.mean = train.mean(dim=(0, 2, 3)).to(self.device).view(1, -1, 1, 1)
+        self.std = train.std(dim=(0, 2, 3)).clamp(min=1e-3).to(self.device).view(1, -1, 1, 1)
+        self.loader = DeviceLoader(
+            self.dataset.train,
+            config.batch_size,
+            device=self.device,
+            shuffle=True,
+            drop_last=True,
+            seed=config.seed,
+        )
+        self.optimizer = torch.optim.SGD(
+            self.model.parameters(),
+            lr=config.lr,
+            momentum=config.momentum,
+            nesterov=config.nesterov,
+            weight_decay=config.weight_decay,
+        )
+        steps = max(1, config.epochs * self._batches_per_epoch())
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(
+            self.optimizer, lambda i: 0.5 * (1 + math.cos(math.pi * min(i, steps) / steps))
+        )
+        self.epoch = 0
+        self.history: list[dict[str, Any]] = []
+
+    # ------------------------------------------------------------------------ plumbing
+
+    def _batches_per_epoch(self) -> int:
+        return len(self.loader) // self.world if self.world > 1 else len(self.loader)
+
+    def normalize(self, images: Tensor) -> Tensor:
+        x = (images - self.mean.to(images.dtype)) / self.std.to(images.dtype)
+        if self.cuda and self.config.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        return x
+
+    def forward(self, images: Tensor, net: nn.Module | None = None) -> Tensor:
+        """Logits of float images in [0, 1] (normalized here), under autocast on CUDA."""
+        with torch.autocast("cuda", dtype=torch.bfloat16, enabled=self.cuda and self.config.amp):
+            return (net or self.net)(self.normalize(images)).float()
+
+    def batches(self) -> Iterator[tuple[Tensor, Tensor]]:
+        """This process's batches for one epoch (a shard of the epoch under torchrun).
+
+        Every process walks the same seeded order and keeps every ``world``-th batch; all take
+        the same number of batches, or DistributedDataParallel would wait forever.
+        """
+        mine = 0
+        for i, (images, labels) in enumerate(self.loader):
+            # Walk to the end even when done, so the loader's state says "epoch finished".
+            if mine == self._batches_per_epoch() or i % self.world != self.rank:
+                continue
+            mine += 1
+            yield images.float() / 255.0, labels
+
+    @torch.no_grad()
+    def evaluate(self, split_name: str) -> dict[str, float]:
+        split = getattr(self.dataset, split_name)
+        if len(split) == 0:
+            return {}
+        self.model.eval()
+        total_loss, correct = 0.0, 0
+        bs = self.config.eval_batch_size
+        for i in range(0, len(split), bs):
+            x = split.images[i : i + bs].to(self.device).float() / 255.0
+            y = split.labels[i : i + bs].to(self.device)
+            logits = self.forward(x, net=self.model)
+            total_loss += F.cross_entropy(logits, y, reduction="sum").item()
+            correct += (logits.argmax(1) == y).sum().item()
+        self.model.train()
+        return {f"{split_name}_loss": total_loss / len(split), f"{split_name}_acc": correct / len(split)}
+
+    # ---------------------------------------------------------------------- checkpoints
+
+    @property
+    def checkpoint_path(self) -> Path:
+        return self.out / "checkpoint.pt"
+
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "epoch": self.epoch,
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(),
+            "loader": self.loader.state_dict(),
+            "step": self.step.state_dict(),
+            "torch_rng": torch.get_rng_state(),
+            "history": json.dumps(self.history),
+            "config": json.dumps(self.config.to_dict()),
+        }
+
+    def save_checkpoint(self) -> Path:
+        if self.rank != 0:
+            return self.checkpoint_path
+        self.out.mkdir(parents=True, exist_ok=True)
+        tmp = self.checkpoint_path.with_name(".checkpoint.pt.tmp")
+        torch.save(self.state_dict(), tmp)
+        tmp.replace(self.checkpoint_path)
+        return self.checkpoint_path
+
+    def load_checkpoint(self, path: Path | None = None) -> None:
+        path = path or self.checkpoint_path
+        if not path.is_file():
+            raise FileNotFoundError(f"no checkpoint to resume from at {path}")
+        state = torch.load(path, map_location="cpu", weights_only=True)
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        self.loader.load_state_dict(state["loader"])
+        self.step.load_state_dict(state["step"])
+        torch.set_rng_state(state["torch_rng"])
+        self.history = json.loads(state["history"])
+        self.epoch = int(state["epoch"])
+
+    # ------------------------------------------------------------------------------ fit
+
+    def _log(self, record: dict[str, Any]) -> None:
+        if self.rank != 0:
+            return
+        self.out.mkdir(parents=True, exist_ok=True)
+        with open(self.out / "metrics.jsonl", "a") as f:
+            f.write(json.dumps(record) + "\n")
+
+    def _progress(self, epoch: int):
+        from tqdm import tqdm
+
+        enabled = self.config.progress and self.rank == 0
+        return tqdm(
+            self.batches(),
+            total=self._batches_per_epoch(),
+            desc=f"epoch {epoch + 1}/{self.config.epochs}",
+            leave=False,
+            disable=not enabled or None,
+            dynamic_ncols=True,
+        )
+
+    def fit(self, resume: bool = False) -> dict[str, Any]:
+        """Train to ``config.epochs``; returns the last epoch's metrics.
+
+        Raises:
+            TrainingDiverged: the loss became NaN or infinite.
+        """
+        if resume:
+            self.load_checkpoint()
+        elif self.rank == 0:
+            self.out.mkdir(parents=True, exist_ok=True)
+            (self.out / "metrics.jsonl").unlink(missing_ok=True)
+        if self.rank == 0:
+            atomic_write_text(
+                self.out / "config.yaml", yaml.safe_dump(self.config.to_dict(), sort_keys=False)
+            )
+        self.model.train()
+        while self.epoch < self.config.epochs:
+            epoch = self.epoch
+            t0 = time.perf_counter()
+            sums: dict[str, float] = {}
+            n = 0
+            bar = self._progress(epoch)
+            for images, labels in bar:
+                loss, logs = self.step.loss(self, images, labels)
+                if not torch.isfinite(loss):
+                    raise TrainingDiverged(
+                        f"loss became {loss.item()} at epoch {epoch + 1}, batch {n + 1}; "
+                        f"the last good checkpoint is {self.checkpoint_path} (epoch {self.epoch}). "
+                        "Try a lower --lr."
+                    )
+                self.optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                if self.config.grad_clip:
+                    nn.utils.clip_grad_norm_(self.model.parameters(), self.config.grad_clip)
+                self.optimizer.step()
+                self.scheduler.step()
+                for k, v in logs.items():
+                    sums[k] = sums.get(k, 0.0) + v
+                n += 1
+                if n % 10 == 0 and hasattr(bar, "set_postfix"):
+                    bar.set_postfix(loss=f"{sums.get('loss', 0) / n:.3f}")
+            seconds = time.perf_counter() - t0
+            record: dict[str, Any] = {"epoch": epoch + 1}
+            record.update({f"train_{k}": v / max(n, 1) for k, v in sums.items()})
+            record["lr"] = self.scheduler.get_last_lr()[0]
+            record["seconds"] = seconds
+            record["images_per_s"] = n * self.config.batch_size / seconds if seconds > 0 else 0.0
+            record.update(self.evaluate("val"))
+            record.update(self.evaluate("test"))
+            record.update(self.step.end_epoch(self, epoch))
+            self.history.append(record)
+            self.epoch = epoch + 1
+            self._log(record)
+            self.save_checkpoint()
+            if self.rank == 0 and self.config.progress:
+                shown = {k: record[k] for k in ("train_loss", "val_acc", "test_acc") if k in record}
+                print(f"epoch {epoch + 1}/{self.config.epochs}: " + ", ".join(f"{k} {v:.4f}" for k, v in shown.items())
+                      + f" ({seconds:.1f}s)", flush=True)  # fmt: skip
+        if self.rank == 0:
+            torch.save(self.model.state_dict(), self.out / "model.pt")
+        return self.history[-1] if self.history else {}
+
+
+def train(config: TrainConfig, resume: bool = False) -> dict[str, Any]:
+    """Train with a config; the Python twin of ``autoaug train``."""
+    return Trainer(config).fit(resume=resume)
+
+
+__all__ = [
+    "PolicyStep",
+    "Step",
+    "TrainConfig",
+    "Trainer",
+    "TrainingDiverged",
+    "read_config",
+    "resolve_device",
+    "train",
+]
