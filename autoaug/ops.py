@@ -164,18 +164,40 @@ def warp(x: Tensor, matrix: Tensor, interpolation: str = "bilinear") -> Tensor:
     Shape:
         x: B×C×H×W; matrix: B×2×3.
     """
-    h, w = x.shape[-2:]
-    return kornia.geometry.transform.warp_affine(
-        x, matrix.to(x.dtype), (h, w), mode=interpolation, padding_mode="zeros", align_corners=True
+    # The sampling grid is built as torchvision's ``_affine_grid`` builds it (inverse map about
+    # the image centre, divided by half the size, ``grid_sample(align_corners=False)``), not by
+    # kornia's ``warp_affine``: both sample the same points, but with nearest-neighbour
+    # interpolation the many exact half-pixel ties of "nice" values (zoom 1.25: every fifth
+    # row and column) must round the same way as torchvision's, or a third of the pixels move.
+    b, _, h, w = x.shape
+    m = matrix.to(torch.float64)  # invert in double, as torchvision's Python-float matrix
+    a, bb, c, d = m[:, 0, 0], m[:, 0, 1], m[:, 1, 0], m[:, 1, 1]
+    det = a * d - bb * c
+    inverse = torch.stack([torch.stack([d, -bb], -1), torch.stack([-c, a], -1)], -2) / det.view(-1, 1, 1)
+    centre = m.new_tensor([(w - 1) / 2, (h - 1) / 2])
+    offset = inverse @ (centre - m[:, :, 2]).unsqueeze(-1) - centre.unsqueeze(-1)
+    theta = torch.cat([inverse, offset], -1).to(x.dtype)  # centred output -> centred input
+    theta = theta / x.new_tensor([0.5 * w, 0.5 * h]).view(1, 2, 1)
+    xs = torch.linspace((1.0 - w) * 0.5, (w - 1.0) * 0.5, w, dtype=x.dtype, device=x.device)
+    ys = torch.linspace((1.0 - h) * 0.5, (h - 1.0) * 0.5, h, dtype=x.dtype, device=x.device)
+    base = torch.stack([xs.expand(h, w), ys.view(h, 1).expand(h, w), torch.ones_like(xs).expand(h, w)], -1)
+    grid = base.view(1, h * w, 3).expand(b, -1, -1).bmm(theta.transpose(1, 2)).view(b, h, w, 2)
+    return torch.nn.functional.grid_sample(
+        x, grid, mode=interpolation, padding_mode="zeros", align_corners=False
     )
 
 
 def _about(linear: Tensor, center: tuple[float, float], shift: Tensor | None = None) -> Tensor:
-    """A B×2×3 affine map applying ``linear`` (B×2×2) about ``center``, then ``shift`` (B×2)."""
+    """A B×2×3 affine map applying ``linear`` (B×2×2) about ``center``, then ``shift`` (B×2).
+
+    Built in float64, as torchvision builds its matrix from Python floats, so that the offset of
+    a map about the image centre cancels exactly and nearest-neighbour ties round the same way.
+    """
+    linear = linear.to(torch.float64)
     c = linear.new_tensor(center)
     offset = c - (linear @ c)
     if shift is not None:
-        offset = offset + shift
+        offset = offset + shift.to(torch.float64)
     return torch.cat([linear, offset.unsqueeze(-1)], dim=-1)
 
 
@@ -223,7 +245,7 @@ def _translate(axis: int) -> Kernel:
 
 
 def _rotation(degrees: Tensor, scale: Tensor | None = None) -> Tensor:
-    t = torch.deg2rad(degrees)
+    t = torch.deg2rad(degrees.to(torch.float64))
     cos, sin = torch.cos(t), torch.sin(t)
     if scale is not None:
         cos, sin = cos * scale, sin * scale
@@ -464,7 +486,7 @@ def _tv_sharpness(v: float, interp: str) -> TvSpec:
 
 
 def _tv_posterize(v: float, interp: str) -> TvSpec:
-    return TvSpec.of("RandomPosterize", bits=int(round(v)), p=1.0)
+    return TvSpec.of("RandomPosterize", bits=round(v), p=1.0)
 
 
 def _tv_solarize(v: float, interp: str) -> TvSpec:

@@ -15,7 +15,7 @@ from PIL import Image
 from torchvision import tv_tensors
 from torchvision.transforms import v2
 
-from autoaug.export import export, to_source, to_torchvision
+from autoaug.export import export, to_torchvision
 from autoaug.ops import get_op
 from autoaug.policy import OpEntry, Policy, PolicyError, load_policy
 
@@ -56,7 +56,7 @@ def test_export_takes_pil_uint8_and_float():
         torch.manual_seed(5)
         out = t(inp)
         assert isinstance(out, tv_tensors.Image) and out.dtype == torch.float32
-        assert 0 <= out.min() and out.max() <= 1
+        assert out.min() >= 0 and out.max() <= 1
         outs.append(out)
     assert torch.allclose(outs[0], outs[1]) and torch.allclose(outs[1], outs[2], atol=1e-6)
     assert outs[3].shape == (1, 32, 32)

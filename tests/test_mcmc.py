@@ -1,0 +1,120 @@
+"""The MCMC searcher: acceptance rule, the chain's law, dual updates, determinism, resume."""
+
+import json
+
+import pytest
+import torch
+
+from autoaug.search import SearchConfig, get_searcher
+from autoaug.search.mcmc import MCMCStep, StateSpace, mh_step, per_op_dual_step
+
+
+def test_acceptance_rule_on_known_losses():
+    g = torch.Generator().manual_seed(0)
+    n = 20_000
+    state = {"op": torch.zeros(n, dtype=torch.long)}
+    proposal = {"op": torch.ones(n, dtype=torch.long)}
+    # A proposal with a higher loss is always accepted.
+    new, loss, accept = mh_step(state, torch.full((n,), 1.0), proposal, torch.full((n,), 2.0), g)
+    assert accept.all() and (new["op"] == 1).all() and (loss == 2.0).all()
+    # One with a quarter of the loss is accepted a quarter of the time.
+    new, loss, accept = mh_step(state, torch.full((n,), 2.0), proposal, torch.full((n,), 0.5), g)
+    assert accept.float().mean().item() == pytest.approx(0.25, abs=0.015)
+    assert torch.equal(loss[accept], torch.full((int(accept.sum()),), 0.5))
+    assert (new["op"][~accept] == 0).all()
+
+
+def test_chain_law_approaches_the_loss_proportional_target():
+    """Chains driven by MCMCStep's own proposal on a fixed loss table end up ∝ the loss."""
+    cfg = SearchConfig(space="standard", levels=4, constraint="single", seed=0)
+    step = MCMCStep(cfg)
+    space: StateSpace = step.states
+    k, lv = space.size, space.levels
+    table = torch.rand(k, lv, 2, generator=torch.Generator().manual_seed(1)) * 3 + 0.05
+
+    def loss_of(s):
+        return table[s["op"], s["level"], (s["sign"] > 0).long()]
+
+    n = 20_000
+    state = step._init_slots(n)
+    loss = loss_of(state)
+    for _ in range(60):
+        proposal = step._propose(state)
+        state, loss, _ = mh_step(state, loss, proposal, loss_of(proposal), step.generator)
+    counts = torch.zeros_like(table)
+    counts.index_put_((state["op"], state["level"], (state["sign"] > 0).long()), torch.ones(n), accumulate=True)
+    empirical, target = counts / n, table / table.sum()
+    uniform = torch.full_like(target, 1 / target.numel())
+    tv = 0.5 * (empirical - target).abs().sum().item()
+    assert tv < 0.045  # total variation; the sampling noise of 20,000 chains over 112 states is ≈ 0.03
+    assert tv < 0.25 * 0.5 * (uniform - target).abs().sum().item()  # far from where the chains started
+    # Per op, the mass follows the op's total loss.
+    assert torch.corrcoef(torch.stack([empirical.sum((1, 2)), target.sum((1, 2))]))[0, 1] > 0.9
+
+
+def test_per_op_chains_keep_their_op_and_spread_evenly():
+    step = MCMCStep(SearchConfig(space="symmetry", constraint="per_op"))
+    state = step._init_slots(230)
+    assert torch.bincount(state["op"], minlength=step.states.size).tolist() == [10] * step.states.size
+    assert torch.equal(step._propose(state)["op"], state["op"])
+
+
+def test_single_dual_update():
+    cfg = SearchConfig(constraint="single", dual_lr=0.1, epsilon=0.5)
+    lam = torch.zeros(1, dtype=torch.float64)
+    lam = (lam + cfg.dual_lr * (torch.tensor(1.5) - cfg.epsilon)).clamp(min=0)
+    assert lam.item() == pytest.approx(0.1)
+
+
+def test_per_op_dual_step_reaches_the_resilient_equilibrium():
+    cfg = SearchConfig(dual_lr=0.05, relax_lr=0.05, relax_alpha=2.0, epsilon=0.3)
+    lam = torch.zeros(3, dtype=torch.float64)
+    relax = torch.zeros(3, dtype=torch.float64)
+    op = torch.tensor([0, 0, 1, 1])  # op 2 never appears: its variables stay put
+    loss = torch.tensor([1.3, 1.3, 0.1, 0.1])  # op 0 cannot meet ε; op 1 meets it
+    for _ in range(5000):
+        lam, relax = per_op_dual_step(lam, relax, op, loss, cfg)
+    # Op 0: λ = α·u and ℓ − ε − u = 0, so u = 1.0 and λ = 2.0.
+    assert relax[0].item() == pytest.approx(1.0, abs=1e-3)
+    assert lam[0].item() == pytest.approx(2.0, abs=1e-3)
+    assert lam[1].item() == 0 and relax[1].item() == 0
+    assert lam[2].item() == 0 and relax[2].item() == 0
+
+
+def _tiny(tmp_path, name, **kw):
+    base = dict(dataset="glyphs", train_size=256, val_size=64, batch_size=64, epochs=2, levels=5, progress=False,
+                space="standard", out=str(tmp_path / name), seed=3)  # fmt: skip
+    base.update(kw)
+    return SearchConfig(**base)
+
+
+def test_same_seed_same_policy(tmp_path):
+    a = get_searcher("mcmc")(_tiny(tmp_path, "a")).run()
+    b = get_searcher("mcmc")(_tiny(tmp_path, "b")).run()
+    assert a.policy.to_dict() == b.policy.to_dict()
+    ha = json.loads((tmp_path / "a" / "history.json").read_text())
+    hb = json.loads((tmp_path / "b" / "history.json").read_text())
+    assert ha == hb
+    for f in ("policy.json", "history.json", "metrics.jsonl", "config.yaml", "model.pt", "checkpoint.pt"):
+        assert (tmp_path / "a" / f).is_file(), f
+
+
+def test_resume_keeps_sampler_and_duals(tmp_path):
+    full = get_searcher("mcmc")(_tiny(tmp_path, "full", epochs=3)).run()
+    # Stop after the first epoch by running a trainer whose loop we cut short, then resume.
+    from autoaug.search.mcmc import MCMCStep as Step
+    from autoaug.train import Trainer
+
+    cfg = _tiny(tmp_path, "cut", epochs=3)
+    step = Step(cfg)
+    trainer = Trainer(cfg, step=step)
+    trainer.config.epochs = 1  # run one epoch of a three-epoch schedule
+    trainer.fit()
+    state = torch.load(trainer.checkpoint_path, weights_only=True)
+    assert state["epoch"] == 1 and "slots" in state["step"]
+    cfg.epochs = 3
+    resumed = get_searcher("mcmc")(cfg).run(resume=True)
+    assert resumed.policy.to_dict() == full.policy.to_dict()
+    h_full = json.loads((tmp_path / "full" / "history.json").read_text())
+    h_cut = json.loads((tmp_path / "cut" / "history.json").read_text())
+    assert h_full["epochs"] == h_cut["epochs"]
