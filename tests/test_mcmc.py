@@ -42,7 +42,9 @@ def test_chain_law_approaches_the_loss_proportional_target():
         proposal = step._propose(state)
         state, loss, _ = mh_step(state, loss, proposal, loss_of(proposal), step.generator)
     counts = torch.zeros_like(table)
-    counts.index_put_((state["op"], state["level"], (state["sign"] > 0).long()), torch.ones(n), accumulate=True)
+    counts.index_put_(
+        (state["op"], state["level"], (state["sign"] > 0).long()), torch.ones(n), accumulate=True
+    )
     empirical, target = counts / n, table / table.sum()
     uniform = torch.full_like(target, 1 / target.numel())
     tv = 0.5 * (empirical - target).abs().sum().item()
