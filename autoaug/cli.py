@@ -163,11 +163,98 @@ def plot_policy(policy: Policy, out: Path) -> Path:
     return out
 
 
+def plot_history(run: Path, out: Path) -> Path:
+    """Draw how a search changed over its epochs: the sampler's mass per op, the dual variables
+    (per op when per-op), relaxations, acceptance rate, clean and augmented loss; write PNG."""
+    import json
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    try:
+        history = json.loads((run / "history.json").read_text())
+    except (OSError, json.JSONDecodeError) as e:
+        raise CliError(f"{run / 'history.json'}: cannot read the search history: {e}") from None
+    epochs = history["epochs"]
+    ops = history["ops"]
+    x = np.arange(1, len(epochs) + 1)
+    mass = np.array([np.array(e["histogram"]).sum(1) for e in epochs])
+    mass = mass / mass.sum(1, keepdims=True).clip(min=1)
+    per_op = isinstance(epochs[0]["lambda"], list)
+    fig, axes = plt.subplots(2, 2, figsize=(13, 8))
+    order = np.argsort(-mass[-1])
+    cmap = plt.get_cmap("tab20")
+    ax = axes[0, 0]
+    ax.stackplot(
+        x, mass[:, order].T, labels=[ops[i] for i in order], colors=[cmap(i % 20) for i in range(len(ops))]
+    )
+    ax.set_title("sampler mass per op (states trained on)")
+    ax.set_xlabel("epoch")
+    ax.legend(fontsize=6, ncol=2, loc="upper left", bbox_to_anchor=(1, 1))
+    ax = axes[0, 1]
+    if per_op:
+        lam = np.array([e["lambda"] for e in epochs])
+        top = order[:8] if not per_op else np.argsort(-lam[-1])[:8]
+        for i in top:
+            ax.plot(x, lam[:, i], label=ops[i])
+        ax.set_title("dual variable λ per op (top 8)")
+        ax.legend(fontsize=7)
+    else:
+        ax.plot(x, [e["lambda"] for e in epochs], color="k")
+        ax.set_title("dual variable λ")
+    ax.set_xlabel("epoch")
+    ax = axes[1, 0]
+    if per_op:
+        relax = np.array([e["relaxation"] for e in epochs])
+        for i in np.argsort(-relax[-1])[:8]:
+            ax.plot(x, relax[:, i], label=ops[i])
+        ax.set_title("relaxation u per op: how far the task is from invariant (top 8)")
+        ax.legend(fontsize=7)
+    else:
+        losses = [e["op_proposal_loss"] for e in epochs]
+        for name in sorted(losses[-1], key=lambda o: -losses[-1][o])[:8]:
+            ax.plot(x, [lo.get(name, np.nan) for lo in losses], label=name)
+        ax.set_title("augmented loss per op (uniform proposals, top 8)")
+        ax.legend(fontsize=7)
+    ax.set_xlabel("epoch")
+    ax = axes[1, 1]
+    metrics_path = run / "metrics.jsonl"
+    if metrics_path.is_file():
+        rows = [json.loads(line) for line in metrics_path.read_text().splitlines() if line.strip()]
+        mx = [r["epoch"] for r in rows]
+        for key, style in (("train_clean_loss", "-"), ("train_aug_loss", "--"), ("val_loss", ":")):
+            if key in rows[0]:
+                ax.plot(mx, [r[key] for r in rows], style, label=key)
+    ax.plot(x, [e["acceptance"] for e in epochs], "k-.", label="acceptance rate")
+    ax.set_title("losses and acceptance")
+    ax.set_xlabel("epoch")
+    ax.legend(fontsize=7)
+    fig.suptitle(f"search {run.name}: {history.get('constraint')} constraint, ε = {history.get('epsilon')}")
+    fig.tight_layout()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out, dpi=100)
+    plt.close(fig)
+    return out
+
+
 def cmd_show(args: argparse.Namespace) -> None:
     policy = load_policy(args.policy)
     print(describe(policy))
+    run = Path(args.policy)
+    is_run = run.is_dir() and (run / "history.json").is_file()
+    if is_run:
+        import json
+
+        epochs = json.loads((run / "history.json").read_text())["epochs"]
+        print(f"\nsearch run: {len(epochs)} epochs; last acceptance rate {epochs[-1]['acceptance']:.2f}")
     if args.plot:
         print(f"plot written to {plot_policy(policy, Path(args.plot))}")
+        if is_run:
+            hist_png = Path(args.plot).with_name(Path(args.plot).stem + "_history.png")
+            print(f"history plot written to {plot_history(run, hist_png)}")
 
 
 def cmd_apply(args: argparse.Namespace) -> None:
