@@ -398,7 +398,6 @@ def cmd_datasets(args: argparse.Namespace) -> None:
         print(f"  {info.name:15s} {mark}  {info.description}")
         if info.where:
             print(f"  {'':15s}            {info.where}")
-    print("  folder:PATH     an ImageFolder directory;  npz:PATH  a .npz file with x (uint8) and y")
 
 
 # ------------------------------------------------------------------------------- parser

@@ -76,7 +76,7 @@ def _idx_hint(name: str, looked: list[Path]) -> str:
     return (
         f"looked in {', '.join(map(str, looked))} for {name}'s four IDX files "
         f"(train-images-idx3-ubyte.gz, ...); to get them: {install}pass --download (download=True) "
-        "to fetch them with torchvision, or root= a directory that holds them"
+        "to fetch them with torchvision, or --data-root (root=) a directory that holds them"
     )
 
 
@@ -252,7 +252,7 @@ def list_datasets() -> list[DatasetInfo]:
                 str(where_dir)
                 if found
                 else f"not found in {where_dir} (as {layout}): pass --download (download=True), "
-                "or root= a directory that holds it"
+                "or --data-root (root=) a directory that holds it"
             )
             infos.append(DatasetInfo(name, _DESCRIPTIONS[name], found, where))
     infos.append(

@@ -56,7 +56,7 @@ def load_torchvision(name: str, root: Path, download: bool) -> tuple[Split, Spli
                 raise DatasetError(f"{name}: download into {root} failed: {e}") from None
             raise DatasetNotFoundError(
                 f"{name} not found in {root} (torchvision keeps it there as {layout}); pass "
-                f"--download (download=True) to fetch it ({size}), or root= a directory "
+                f"--download (download=True) to fetch it ({size}), or --data-root (root=) a directory "
                 "that holds it"
             ) from None
         except ImportError as e:  # SVHN's .mat files need scipy

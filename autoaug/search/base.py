@@ -26,6 +26,7 @@ from autoaug.train import TrainConfig
 class SearchConfig(TrainConfig):
     """Settings of a search: the trainer's, plus the search method and its knobs."""
 
+    epochs: int = 10  # the default search finishes in minutes on a 2-core CPU
     method: str = "mcmc"
     space: str = "symmetry"
     levels: int = 30  # magnitude levels of the sampler (DESIGN.md: 30)
