@@ -296,24 +296,41 @@ class MCMCStep:
         self.history = json.loads(state["history"])
 
 
+def _relative_slope(values: list[float]) -> float:
+    """Least-squares slope of a series per step, relative to its mean (0 for < 2 points)."""
+    n = len(values)
+    if n < 2:
+        return 0.0
+    mx, my = (n - 1) / 2, sum(values) / n
+    slope = sum((i - mx) * (v - my) for i, v in enumerate(values)) / sum((i - mx) ** 2 for i in range(n))
+    return slope / my if my > 0 else 0.0
+
+
 def rejected_ops(history: list[dict[str, Any]], ops: list[str], epsilon: float) -> list[tuple[str, float]]:
-    """Ops whose constraint the task does not seem to meet, with how far: per-op relaxation at
-    the end when per-op constraints ran, else the augmented loss above ε that did not fall
-    over the second half of training. Largest first."""
+    """Ops the task does not seem to be invariant to, with how far (largest first).
+
+    A symmetry that is merely hard to learn keeps lowering its augmented loss; an op that
+    changes the label leaves a floor that more training does not lower (DESIGN.md). So an op is
+    rejected when its constraint stays unmet (its relaxation is among the largest, or without
+    per-op constraints its augmented loss stays above ε) and its augmented loss did not fall
+    over the second half of training (relative slope per epoch ≥ −2%).
+    """
     if not history:
         return []
+    second_half = history[len(history) // 2 :]
+    key = "op_aug_loss" if history[-1].get("relaxation") else "op_proposal_loss"
+
+    def flat(op: str) -> bool:
+        series = [e[key][op] for e in second_half if op in e[key]]
+        return _relative_slope(series) >= -0.02
+
     last = history[-1]
-    out = []
     if last.get("relaxation"):
         relax = dict(zip(ops, last["relaxation"]))
-        top = max(relax.values()) if relax else 0.0
-        out = [(o, r) for o, r in relax.items() if r > 0.05 and r > 0.25 * top]
+        top = max(relax.values(), default=0.0)
+        out = [(o, r) for o, r in relax.items() if r > 0.05 and r >= 0.25 * top and flat(o)]
     else:
-        half = history[len(history) // 2]
-        for o, loss in last["op_proposal_loss"].items():
-            before = half["op_proposal_loss"].get(o, loss)
-            if loss > epsilon and loss > 0.8 * before:
-                out.append((o, loss - epsilon))
+        out = [(o, loss - epsilon) for o, loss in last[key].items() if loss > epsilon and flat(o)]
     return sorted(out, key=lambda t: -t[1])
 
 
