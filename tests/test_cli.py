@@ -52,7 +52,9 @@ def test_show_prints_a_table_and_plots(tmp_path, capsys):
 
 def test_apply_writes_a_grid(tmp_path, image_files, capsys):
     out_dir = tmp_path / "out"
-    assert main(["apply", "trivialaugment", str(image_files[0]), "--out", str(out_dir), "--samples", "4"]) == 0
+    assert (
+        main(["apply", "trivialaugment", str(image_files[0]), "--out", str(out_dir), "--samples", "4"]) == 0
+    )
     grid = Image.open(next(out_dir.glob("*.png")))
     assert grid.width > grid.height  # one row: the original and four samples
     # Images of different sizes get one grid each.

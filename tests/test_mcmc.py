@@ -99,6 +99,11 @@ def test_same_seed_same_policy(tmp_path):
     assert ha == hb
     for f in ("policy.json", "history.json", "metrics.jsonl", "config.yaml", "model.pt", "checkpoint.pt"):
         assert (tmp_path / "a" / f).is_file(), f
+    # The run directory is a policy wherever one is expected, and `show` draws its history.
+    from autoaug.cli import main
+
+    assert main(["show", str(tmp_path / "a"), "--plot", str(tmp_path / "a.png")]) == 0
+    assert (tmp_path / "a_history.png").read_bytes()[:4] == b"\x89PNG"
 
 
 def test_resume_keeps_sampler_and_duals(tmp_path):
@@ -120,3 +125,31 @@ def test_resume_keeps_sampler_and_duals(tmp_path):
     h_full = json.loads((tmp_path / "full" / "history.json").read_text())
     h_cut = json.loads((tmp_path / "cut" / "history.json").read_text())
     assert h_full["epochs"] == h_cut["epochs"]
+
+
+def _history(series: dict[str, list[float]], relax: dict[str, float] | None):
+    ops = list(series)
+    epochs = []
+    n = len(next(iter(series.values())))
+    for i in range(n):
+        epochs.append({
+            "op_aug_loss": {o: s[i] for o, s in series.items()},
+            "op_proposal_loss": {o: s[i] for o, s in series.items()},
+            "relaxation": [relax[o] for o in ops] if relax else None,
+        })  # fmt: skip
+    return epochs, ops
+
+
+def test_rejected_ops_separate_a_floor_from_a_slow_symmetry():
+    from autoaug.search.mcmc import rejected_ops
+
+    series = {
+        "hflip": [1.6, 1.2, 1.1, 1.8, 2.1, 1.9, 1.8],  # changes the label: a floor that does not fall
+        "scale": [1.9, 1.9, 1.6, 1.4, 1.1, 1.0, 1.0],  # a hard symmetry: large, but still falling
+        "rotate": [1.2, 0.9, 0.6, 0.5, 0.4, 0.35, 0.3],  # an easy symmetry
+    }
+    epochs, ops = _history(series, {"hflip": 1.2, "scale": 0.55, "rotate": 0.0})
+    assert [name for name, _ in rejected_ops(epochs, ops, 0.6)] == ["hflip"]
+    epochs, ops = _history(series, None)  # one constraint: judged by the proposals' losses
+    assert [name for name, _ in rejected_ops(epochs, ops, 0.6)] == ["hflip"]
+    assert rejected_ops([], [], 0.6) == []

@@ -27,6 +27,7 @@ class SearchConfig(TrainConfig):
     """Settings of a search: the trainer's, plus the search method and its knobs."""
 
     epochs: int = 10  # the default search finishes in minutes on a 2-core CPU
+    grad_clip: float | None = 5.0  # the reference code clips the gradient norm at 5
     method: str = "mcmc"
     space: str = "symmetry"
     levels: int = 30  # magnitude levels of the sampler (DESIGN.md: 30)
