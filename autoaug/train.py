@@ -69,6 +69,7 @@ class TrainConfig:
     channels_last: bool = True  # CUDA only
     compile: bool = False
     eval_batch_size: int = 1024
+    test_every: int = 1  # evaluate the test split every k-th epoch (and always after the last)
     progress: bool = True
     out: str = "runs/train"
 
@@ -387,7 +388,9 @@ class Trainer:
             record["seconds"] = seconds
             record["images_per_s"] = n * self.config.batch_size / seconds if seconds > 0 else 0.0
             record.update(self.evaluate("val"))
-            record.update(self.evaluate("test"))
+            last = epoch + 1 == self.config.epochs
+            if last or (epoch + 1) % max(1, self.config.test_every) == 0:
+                record.update(self.evaluate("test"))
             record.update(self.step.end_epoch(self, epoch))
             self.history.append(record)
             self.epoch = epoch + 1

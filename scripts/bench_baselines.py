@@ -49,7 +49,7 @@ def run_one(method: str, seed: int, args: argparse.Namespace, out: Path) -> list
         return done
     common = dict(dataset=args.dataset, train_size=args.train_size, model=args.model, epochs=args.epochs,
                   batch_size=args.batch_size, lr=args.lr, seed=seed, device=args.device, out=str(run),
-                  progress=not args.quiet)  # fmt: skip
+                  progress=not args.quiet, test_every=args.test_every)  # fmt: skip
     resume = (run / "checkpoint.pt").is_file()
     t0 = time.perf_counter()
     if method in SEARCHERS:
@@ -79,6 +79,7 @@ def main() -> None:
     ap.add_argument("--space", default="standard", help="search space for searchers (default: standard)")
     ap.add_argument("--epsilon", type=float, default=None, help="MCMC margin (default: the searcher's)")
     ap.add_argument("--constraint", default=None, help="MCMC constraint: single or per_op")
+    ap.add_argument("--test-every", type=int, default=5, help="test-set evaluation every k epochs (and the last)")
     ap.add_argument("--out", default="results/baselines")
     ap.add_argument("--quiet", action="store_true")
     args = ap.parse_args()
@@ -112,7 +113,10 @@ def main() -> None:
     machine = (f"{platform.machine()}, {torch.get_num_threads()} threads, torch {torch.__version__}, "
                + (torch.cuda.get_device_name() if torch.cuda.is_available() else "no GPU"))  # fmt: skip
     summary = {
-        "setting": {k: getattr(args, k) for k in ("dataset", "train_size", "model", "epochs", "batch_size", "lr", "space")},
+        "setting": {
+            k: getattr(args, k)
+            for k in ("dataset", "train_size", "model", "epochs", "batch_size", "lr", "space")
+        },
         "seeds": seeds,
         "machine": machine,
         "command": "python " + " ".join(sys.argv),
