@@ -461,6 +461,9 @@ def build_parser() -> argparse.ArgumentParser:
     add_config_flags(p, SearchConfig, skip=("method", "policy"))
 
     add("datasets", cmd_datasets, "list the datasets and whether each is available here")
+    from autoaug.analysis.report import register_analyze
+
+    register_analyze(add)
     return parser
 
 

@@ -151,6 +151,11 @@ def _blend(x: Tensor, other: Tensor, factor: Tensor) -> Tensor:
     return (f * x + (1 - f) * other).clamp(0, 1)
 
 
+def _needs_grad(*tensors: Tensor) -> bool:
+    """Whether autograd will want a gradient through any of ``tensors`` (surrogates skipped if not)."""
+    return torch.is_grad_enabled() and any(t.requires_grad for t in tensors)
+
+
 def _straight_through(hard: Tensor, soft: Tensor) -> Tensor:
     """Forward ``hard``, backward through ``soft``."""
     return hard + (soft - soft.detach())
@@ -324,6 +329,8 @@ def _posterize(x: Tensor, v: Tensor, aux: Tensor, interpolation: str) -> Tensor:
     bits = torch.round(v).clamp(0, 8)
     levels = _bcast(torch.pow(2.0, bits))
     hard = torch.minimum(torch.floor(x * levels), levels - 1) / levels
+    if not _needs_grad(x, v):
+        return hard
     # Straight-through: the quantization error scales with the step 2^-bits, continuous in v.
     step = _bcast(torch.pow(2.0, -v.clamp(0, 8)))
     soft = (hard - x).detach() / step.detach() * step
@@ -333,6 +340,8 @@ def _posterize(x: Tensor, v: Tensor, aux: Tensor, interpolation: str) -> Tensor:
 def _solarize(x: Tensor, v: Tensor, aux: Tensor, interpolation: str) -> Tensor:
     t = _bcast(v)
     hard = torch.where(x >= t, 1 - x, x)
+    if not _needs_grad(x, v):
+        return hard
     # Straight-through: a sigmoid step of width 1/50 around the threshold.
     soft = x + torch.sigmoid((x - t) * 50.0) * (1 - 2 * x)
     return _straight_through(hard, soft)

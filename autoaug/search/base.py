@@ -36,7 +36,7 @@ class SearchConfig(TrainConfig):
     epsilon: float = 0.6  # margin of the invariance constraint
     dual_lr: float = 0.02
     chain_length: int = 1  # Metropolis-Hastings steps per batch
-    n_aug: int = 1  # augmented copies per image
+    n_aug: float = 1.0  # augmented copies per image; below 1, only that fraction of each batch gets one
     relax_alpha: float = 2.0  # resilient relaxation cost h(u) = alpha·u²/2
     relax_lr: float = 0.02
     policy_epochs: int = 3  # the learned policy is the sampler's law over the last K epochs

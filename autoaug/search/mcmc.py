@@ -124,9 +124,9 @@ class MCMCStep:
     def __init__(self, config: SearchConfig):
         if config.constraint not in ("single", "per_op"):
             raise ValueError(f"constraint must be 'single' or 'per_op', got {config.constraint!r}")
-        if config.n_aug < 1 or config.chain_length < 0:
+        if config.n_aug <= 0 or config.chain_length < 0:
             raise ValueError(
-                f"n_aug must be >= 1 and chain_length >= 0, got {config.n_aug}, {config.chain_length}"
+                f"n_aug must be > 0 and chain_length >= 0, got {config.n_aug}, {config.chain_length}"
             )
         self.config = config
         self.states = StateSpace(config.space, config.levels, config.interpolation)
@@ -163,11 +163,12 @@ class MCMCStep:
     def loss(self, trainer: Trainer, images: Tensor, labels: Tensor) -> tuple[Tensor, dict[str, float]]:
         cfg = self.config
         b = len(images)
-        n = b * cfg.n_aug
+        n = max(1, round(cfg.n_aug * b))  # augmented slots: n_aug copies of each image, or a fraction of the batch
         if self.slots is None or len(self.slots["op"]) != n:
             self.slots = self._init_slots(n)
-        xs = images.repeat(cfg.n_aug, 1, 1, 1)
-        ys = labels.repeat(cfg.n_aug)
+        copies = math.ceil(n / b)
+        xs = images.repeat(copies, 1, 1, 1)[:n]
+        ys = labels.repeat(copies)[:n]
 
         logits = trainer.forward(images)
         clean = F.cross_entropy(logits, labels, label_smoothing=cfg.label_smoothing)

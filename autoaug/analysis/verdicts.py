@@ -1,0 +1,810 @@
+"""What a task needs, per op: a verdict from a model's invariance profile and a search's history.
+
+Two kinds of evidence, read together (DESIGN.md, "Measuring symmetry"):
+
+* **The profile** (:class:`~autoaug.analysis.invariance.InvarianceProfile`) of the trained model
+  on held-out images says *at which magnitudes* the model handles an op: the loss gap
+  ``ℓ(f(g·x)) − ℓ(f(x))`` per signed magnitude. A magnitude is *safe* when the gap at both
+  signs stays under :func:`gap_threshold` of the clean loss. :func:`safe_magnitude` walks the
+  magnitudes upwards and stops at the first that fails.
+* **The search** (:class:`SearchStats`, from a run's ``history.json`` and ``metrics.jsonl``)
+  says *whether a failure is the task's or the model's*: an op that changes the label leaves a
+  floor under its augmented loss that more training does not lower, while a symmetry that is
+  merely hard keeps falling. The floor is the augmented loss of the last epoch above that
+  epoch's clean loss (the *excess*); the trend is its relative least-squares slope per epoch
+  over the second half of the search. Per-op dual variables and relaxations, the sampler's
+  mass against the uniform proposal, and a searcher's op weights add votes.
+
+The rules, per op (:func:`task_verdicts`):
+
+====================================  =======================  ===========================
+profile                               search                   verdict, max safe magnitude
+====================================  =======================  ===========================
+every magnitude safe                  anything                 ``symmetry``, 1
+safe up to m, fails above             anything                 ``partial``, m
+fails at its smallest magnitude       floor, or no search      ``breaks``, 0
+fails at its smallest magnitude       still falling, or met    ``partial``, 0
+====================================  =======================  ===========================
+
+The last row is a model that is not yet invariant to an op the search did not find
+label-changing: "do not use it with this model", not "it changes the label". Magnitudes at which
+an op leaves every image unchanged (``rotate90`` below half a quarter turn rounds to no turn,
+``identity``) count as neither safe nor unsafe; an op that never changes anything is a symmetry.
+Without a search, ``breaks`` means only that this model's predictions do not survive the op.
+
+``score`` in [0, 1] is how strongly the evidence supports the verdict: 0.5 is evidence that
+sits on a threshold, 1 is every measurement far on the verdict's side. It is the mean of the
+parts that are present: the profile's margin (for ``symmetry``: ``1 − gap/(2·threshold)`` at the
+worst magnitude; for ``breaks``: ``1 − threshold/(2·gap)`` at the first failing one; for
+``partial``: the smaller of the two at the boundary), and the search's agreement (the fraction
+of its votes that point the verdict's way: towards "changes the label" for ``breaks``, away
+from it otherwise).
+
+Nothing here reads a dataset's name or its declared ground truth.
+
+Example:
+    >>> from autoaug.analysis.invariance import InvarianceProfile
+    >>> p = InvarianceProfile(ops=["rotate", "hflip"], magnitudes=[-1.0, -0.5, 0.5, 1.0],
+    ...     op_magnitudes={"rotate": [-1.0, -0.5, 0.5, 1.0], "hflip": [1.0]},
+    ...     invariance={"rotate": [0.9] * 4, "hflip": [0.1]}, consistency={"rotate": [1.0] * 4,
+    ...     "hflip": [0.0]}, accuracy={"rotate": [1.0] * 4, "hflip": [0.0]},
+    ...     loss={"rotate": [0.45, 0.25, 0.25, 0.45], "hflip": [2.0]}, clean_accuracy=1.0, clean_loss=0.2)
+    >>> v = task_verdicts(p)
+    >>> v["rotate"].verdict, v["rotate"].max_safe_magnitude, v["hflip"].verdict
+    ('partial', 0.5, 'breaks')
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from autoaug.analysis.invariance import InvarianceProfile
+
+Verdict = Literal["symmetry", "partial", "breaks"]
+SearchStatus = Literal["floor", "learning", "met"]
+
+# ------------------------------------------------------------------------------ thresholds
+#
+# Calibrated on the per-op MCMC search of the glyphs task (small_cnn, symmetry space, ε = 0.6,
+# 7 epochs on 5,400 images; the profile on 300 test images, clean loss 0.25, clean accuracy
+# 98.7%) and on tiny runs of glyphs and arrows (512 images, 3 epochs). See the module doc of
+# tests/test_verdicts.py for the numbers.
+
+GAP_REL = 1.0
+"""A magnitude is safe while the loss under the op is at most ``(1 + GAP_REL)`` times the clean
+loss. Measured: ops that keep the glyph label and that the model learned (color, sharpness,
+posterize, rotate90, grayscale, invert) have gaps of at most 0.03 nats, rotate ±30° of 0.21 (a
+0.83 ratio: geometric ops fill corners with black); the label-changing flips 1.65 (6.6 times
+the clean loss); between them, the ops that cut the glyph off or wash it out grow with the
+magnitude (translate_x 0.13 → 0.31 → 1.06, brightness −0.5 → −1: 0.21 → 1.43). A relative
+threshold follows the model's calibration: a search that also trains on a label-changing op
+keeps the clean loss (and every gap) high."""
+
+GAP_ABS = 0.05
+"""The smallest threshold in nats, for models whose clean loss is near zero (the glyph-rotation
+task of DESIGN.md ended at a clean loss of 0.013): a gap of 0.05 nats is a drop of about 5
+points in the probability of the right class, below what 300 held-out images resolve."""
+
+VACUOUS_TOL = 1e-5
+"""An op changes nothing at a magnitude when every embedding is bit-identical to the clean one
+(relative invariance exactly 1), every prediction is kept and the loss gap is within this of 0
+(the clean and the per-op losses are summed in different precisions: measured 1.5e-8 for
+rotate90 at magnitude 0.25, which rounds to no turn)."""
+
+WEAK_MODEL = 0.5
+"""A model whose clean accuracy is less than this fraction of the way from chance (1/K) to 1
+gets a warning: its loss gaps reflect what it has not learned rather than the task (a 3-epoch
+search on 512 glyphs, at 16% accuracy, called every op a symmetry under a threshold of 1.8)."""
+
+SEARCH_EXCESS = 0.1
+"""A search sees a floor only when the op's augmented loss in the last epoch is at least this
+many nats above that epoch's clean loss. Measured: ops that kept the label ended 0.03–0.3 nats
+above the clean loss of 0.19 (photometric ones under 0.1), the flips 1.6 above it."""
+
+FLAT_SLOPE = -0.02
+"""An augmented loss (a relaxation, a dual variable) "does not fall" when its least-squares
+slope over the second half of the search is at least −2% of its mean per epoch: the rule of
+:func:`autoaug.search.mcmc.rejected_ops`. Measured on glyphs (epochs 4–7): hflip's augmented
+loss −0.5%/epoch, vflip +0.1%, the hard symmetries scale −10%, hue −15%, translate_x −14%."""
+
+RELAX_MIN = 0.05
+"""A per-op relaxation counts as "the constraint is not met" from this size on (the threshold
+of :func:`autoaug.search.mcmc.rejected_ops`; ops met ended at 0.002–0.015 on glyphs)."""
+
+MASS_HIGH = 1.0
+"""With one shared constraint the sampler's law is proportional to the loss, so an op whose
+share of the trained states exceeds the uniform proposal's (ratio > 1) is harder than average."""
+
+WEIGHT_LOW = 0.5
+"""A searcher's op weight (a bilevel policy's op probability) below half the uniform share
+counts as the searcher avoiding the op."""
+
+# ----------------------------------------------------------------------------- the profile
+
+
+def gap_threshold(clean_loss: float) -> float:
+    """The loss gap (nats) under which a magnitude is safe: ``max(GAP_REL·clean_loss, GAP_ABS)``.
+
+    Examples:
+        >>> gap_threshold(0.25), gap_threshold(0.01)
+        (0.25, 0.05)
+    """
+    if not math.isfinite(clean_loss):
+        return GAP_ABS
+    return max(GAP_REL * clean_loss, GAP_ABS)
+
+
+@dataclass
+class SafeMagnitude:
+    """What :func:`safe_magnitude` found for one op.
+
+    Attributes:
+        status: ``"safe"`` (every magnitude that changes something is safe), ``"partial"``
+            (safe up to ``max_safe``, then not) or ``"fails"`` (the first magnitude that changes
+            something already fails).
+        max_safe: the largest safe magnitude before the first failure (0 when ``"fails"``; 1
+            when ``"safe"``).
+        first_fail: the first failing magnitude, or ``None``.
+        threshold: the gap threshold used (nats).
+        magnitudes: the unsigned magnitudes, ascending.
+        gaps: per magnitude, the larger loss gap of the two signs (NaN counts as failing).
+        accuracies: per magnitude, the lower accuracy of the two signs.
+        vacuous: per magnitude, whether the op left every image unchanged there.
+    """
+
+    status: Literal["safe", "partial", "fails"]
+    max_safe: float
+    first_fail: float | None
+    threshold: float
+    magnitudes: list[float]
+    gaps: list[float]
+    accuracies: list[float]
+    vacuous: list[bool]
+
+    @property
+    def worst_safe_gap(self) -> float:
+        """The largest gap among the safe magnitudes that change something (NaN if none)."""
+        vals = [
+            g for m, g, v in zip(self.magnitudes, self.gaps, self.vacuous) if m <= self.max_safe and not v
+        ]
+        return max(vals) if vals else math.nan
+
+    @property
+    def fail_gap(self) -> float:
+        """The gap at the first failing magnitude (NaN if none)."""
+        return math.nan if self.first_fail is None else self.gaps[self.magnitudes.index(self.first_fail)]
+
+    def margin(self) -> float:
+        """The profile's part of the score, in [0, 1] (see the module doc)."""
+        t = self.threshold
+        safe_part = 1.0 if math.isnan(self.worst_safe_gap) else 1.0 - 0.5 * max(self.worst_safe_gap, 0.0) / t
+        g = self.fail_gap
+        fail_part = 0.5 if not math.isfinite(g) else 1.0 - 0.5 * t / max(g, t)
+        if self.status == "safe":
+            return _clip(safe_part)
+        if self.status == "fails":
+            return _clip(fail_part) if self.first_fail is not None and math.isfinite(g) else 1.0
+        return _clip(min(safe_part, fail_part))
+
+
+def safe_magnitude(profile: InvarianceProfile, op: str, threshold: float | None = None) -> SafeMagnitude:
+    """The largest magnitude of ``op`` at which ``profile``'s model keeps its loss.
+
+    Magnitudes are taken in increasing order; one is safe when the loss gap at both signs is at
+    most ``threshold`` (default :func:`gap_threshold` of the clean loss); the walk stops at the
+    first that is not. Magnitudes where the op leaves every image unchanged are skipped.
+
+    Raises:
+        ValueError: ``op`` is not in the profile.
+
+    Examples:
+        >>> from autoaug.analysis.invariance import InvarianceProfile
+        >>> p = InvarianceProfile(ops=["scale"], magnitudes=[0.5, 1.0], op_magnitudes={"scale": [0.5, 1.0]},
+        ...     invariance={"scale": [0.9, 0.5]}, consistency={"scale": [1.0, 0.6]},
+        ...     accuracy={"scale": [1.0, 0.6]}, loss={"scale": [0.15, 0.9]}, clean_accuracy=1.0, clean_loss=0.1)
+        >>> s = safe_magnitude(p, "scale")
+        >>> s.status, s.max_safe, s.first_fail
+        ('partial', 0.5, 1.0)
+    """
+    if op not in profile.op_magnitudes:
+        raise ValueError(f"op {op!r} is not in the profile; it has: {', '.join(profile.ops)}")
+    t = gap_threshold(profile.clean_loss) if threshold is None else float(threshold)
+    gaps = profile.loss_gap(op)
+    by_mag: dict[float, list[int]] = {}
+    for i, m in enumerate(profile.op_magnitudes[op]):
+        by_mag.setdefault(round(abs(m), 9), []).append(i)
+    mags = sorted(by_mag)
+    worst, accs, vacuous = [], [], []
+    for m in mags:
+        idx = by_mag[m]
+        g = [gaps[i] for i in idx]
+        worst.append(math.nan if any(math.isnan(x) for x in g) else max(g))
+        accs.append(min(profile.accuracy[op][i] for i in idx))
+        vacuous.append(all(_vacuous(profile, op, i) for i in idx))
+    max_safe, first_fail, changed = 0.0, None, False
+    for m, g, v in zip(mags, worst, vacuous):
+        if v:
+            continue
+        if not (g <= t):  # NaN fails
+            first_fail = m
+            break
+        changed, max_safe = True, m
+    if first_fail is None:  # every magnitude safe, or the op never changes anything
+        status, max_safe = "safe", 1.0
+    elif not changed:
+        status, max_safe = "fails", 0.0
+    else:
+        status = "partial"
+    return SafeMagnitude(status, max_safe, first_fail, t, mags, worst, accs, vacuous)
+
+
+def _vacuous(profile: InvarianceProfile, op: str, i: int) -> bool:
+    inv = profile.invariance[op][i]
+    return (
+        abs(profile.loss[op][i] - profile.clean_loss) <= VACUOUS_TOL
+        and profile.consistency[op][i] >= 1.0
+        and (math.isnan(inv) or inv >= 1.0 - 1e-12)
+    )
+
+
+def weak_model(clean_accuracy: float, num_classes: int) -> bool:
+    """Whether a model is too weak for its loss gaps to say much about the task (:data:`WEAK_MODEL`).
+
+    Examples:
+        >>> weak_model(0.16, 6), weak_model(0.95, 6)
+        (True, False)
+    """
+    chance = 1.0 / max(num_classes, 1)
+    return clean_accuracy - chance < WEAK_MODEL * (1.0 - chance)
+
+
+# ------------------------------------------------------------------------------ the search
+
+
+def relative_slope(values: Sequence[float]) -> float:
+    """Least-squares slope of a series per step, relative to its mean (0 for < 2 points or a
+    mean ≤ 0).
+
+    Examples:
+        >>> round(relative_slope([2.0, 1.5, 1.0]), 3), relative_slope([1.8, 1.8])
+        (-0.333, 0.0)
+    """
+    v = [x for x in values if x is not None and math.isfinite(x)]
+    n = len(v)
+    if n < 2:
+        return 0.0
+    mx, my = (n - 1) / 2, sum(v) / n
+    slope = sum((i - mx) * (y - my) for i, y in enumerate(v)) / sum((i - mx) ** 2 for i in range(n))
+    return slope / my if my > 1e-9 else 0.0
+
+
+@dataclass
+class SearchEvidence:
+    """What a search recorded about one op.
+
+    Attributes:
+        status: ``"floor"`` (the augmented loss is well above the clean loss and most votes say
+            it is not going down: the op looks label-changing), ``"learning"`` (well above, but
+            most votes say it is going down), ``"met"`` (close to the clean loss), ``"unknown"``
+            (nothing recorded); see :func:`_status`.
+        loss_first, loss_last: the op's augmented loss in the first and the last epoch (uniform
+            proposals when recorded, else the states trained on).
+        clean_loss_last: the clean training loss of the last epoch (``metrics.jsonl``, else the
+            ``identity`` op's augmented loss), or ``None``.
+        excess: ``loss_last − clean_loss_last``; without a clean loss, ``loss_last − ε`` (the
+            constraint's margin; then any positive excess votes for a floor).
+        loss_slope: relative slope per epoch of the augmented loss over the second half.
+        lambda_last, lambda_slope: the op's dual variable (per-op constraints) and its trend.
+        relaxation_last, relaxation_slope: its resilient relaxation and trend.
+        mass_ratio: with one shared constraint, the op's share of the trained states over the
+            last third of the epochs times the number of ops (1 = the uniform proposal).
+        level_mass_high: the share of the op's trained states on the upper half of the levels
+            (0.5 = uniform; above, the sampler found large magnitudes harder).
+        weight_ratio: a searcher's op weight times the number of ops over the total (1 = uniform).
+        votes: indicator -> whether it points to "changes the label": ``excess`` (at least
+            :data:`SEARCH_EXCESS` above the clean loss), ``flat`` (augmented loss not falling,
+            :data:`FLAT_SLOPE`), ``lambda_held`` (the dual variable positive and not falling),
+            ``relaxation_held`` (the relaxation at least :data:`RELAX_MIN` and not falling),
+            ``mass_high`` (one shared constraint: the sampler picks the op more than uniformly),
+            ``weight_low`` (a searcher's weight under :data:`WEIGHT_LOW` × uniform).
+    """
+
+    status: Literal["floor", "learning", "met", "unknown"]
+    loss_first: float | None = None
+    loss_last: float | None = None
+    clean_loss_last: float | None = None
+    excess: float | None = None
+    loss_slope: float | None = None
+    lambda_last: float | None = None
+    lambda_slope: float | None = None
+    relaxation_last: float | None = None
+    relaxation_slope: float | None = None
+    mass_ratio: float | None = None
+    level_mass_high: float | None = None
+    weight_ratio: float | None = None
+    votes: dict[str, bool] = field(default_factory=dict)
+
+    def agreement(self, breaks: bool) -> float | None:
+        """The fraction of votes pointing to "changes the label" (``breaks=True``) or away from
+        it; ``None`` without votes."""
+        if not self.votes:
+            return None
+        return sum(v == breaks for v in self.votes.values()) / len(self.votes)
+
+    def to_dict(self) -> dict[str, Any]:
+        return _json_safe(asdict(self))
+
+
+@dataclass
+class SearchStats:
+    """A search's per-epoch statistics, as :class:`autoaug.search.mcmc.MCMCStep` writes them.
+
+    Attributes:
+        ops: the space's ops, in the order of the per-op lists.
+        epochs: the ``history.json`` epoch records (``lambda``, ``relaxation``,
+            ``op_aug_loss``, ``op_proposal_loss``, ``histogram``).
+        constraint: ``"per_op"`` or ``"single"``.
+        epsilon: the constraint's margin.
+        levels: magnitude levels of the sampler.
+        clean_loss: epoch number -> clean training loss (``metrics.jsonl``), may be empty.
+    """
+
+    ops: list[str]
+    epochs: list[dict[str, Any]]
+    constraint: str = "per_op"
+    epsilon: float = math.nan
+    levels: int = 0
+    clean_loss: dict[int, float] = field(default_factory=dict)
+
+    @classmethod
+    def from_history(
+        cls, history: Mapping[str, Any], metrics: Sequence[Mapping[str, Any]] = (), where: str = "history"
+    ) -> SearchStats:
+        """Parse a ``history.json`` dict (and the rows of ``metrics.jsonl``).
+
+        Raises:
+            ValueError: the history has no ops or no epochs, or malformed ones; the message names
+                ``where``.
+        """
+        if not isinstance(history, Mapping):
+            raise ValueError(f"{where}: expected a JSON object, got {type(history).__name__}")
+        ops, epochs = history.get("ops"), history.get("epochs")
+        if not isinstance(ops, list) or not ops or not all(isinstance(o, str) for o in ops):
+            raise ValueError(f"{where}: expected 'ops', a non-empty list of op names, got {ops!r}")
+        if not isinstance(epochs, list) or not epochs or not all(isinstance(e, dict) for e in epochs):
+            raise ValueError(f"{where}: expected 'epochs', a non-empty list of epoch records")
+        clean = {}
+        for row in metrics:
+            if isinstance(row, Mapping) and isinstance(row.get("train_clean_loss"), (int, float)):
+                clean[int(row.get("epoch", len(clean) + 1))] = float(row["train_clean_loss"])
+        eps = history.get("epsilon")
+        return cls(
+            ops=list(ops),
+            epochs=list(epochs),
+            constraint=str(history.get("constraint", "per_op")),
+            epsilon=float(eps) if isinstance(eps, (int, float)) else math.nan,
+            levels=int(history.get("levels") or 0),
+            clean_loss=clean,
+        )
+
+    @classmethod
+    def from_run(cls, run_dir: str | Path) -> SearchStats:
+        """Read ``history.json`` (and ``metrics.jsonl`` when present) from a search run.
+
+        Raises:
+            FileNotFoundError: no run directory or no ``history.json`` in it.
+            ValueError: the files are not what a search writes.
+        """
+        run = Path(run_dir)
+        if not run.is_dir():
+            raise FileNotFoundError(f"run directory not found: {run}")
+        path = run / "history.json"
+        if not path.is_file():
+            raise FileNotFoundError(
+                f"{run} has no history.json: not a search run (autoaug search writes one)"
+            )
+        try:
+            history = json.loads(path.read_text())
+        except json.JSONDecodeError as e:
+            raise ValueError(f"{path}: not valid JSON: {e}") from None
+        rows: list[dict[str, Any]] = []
+        mpath = run / "metrics.jsonl"
+        if mpath.is_file():
+            for line in mpath.read_text().splitlines():
+                try:
+                    rows.append(json.loads(line)) if line.strip() else None
+                except json.JSONDecodeError:
+                    continue  # a line cut by a killed run
+        return cls.from_history(history, rows, where=str(path))
+
+    # --------------------------------------------------------------------------- series
+
+    def _loss_key(self) -> str:
+        last = self.epochs[-1]
+        return "op_proposal_loss" if last.get("op_proposal_loss") else "op_aug_loss"
+
+    def loss_series(self, op: str) -> list[float]:
+        """The op's augmented loss per epoch (NaN where it was not sampled)."""
+        key = self._loss_key()
+        return [float(e.get(key, {}).get(op, math.nan)) for e in self.epochs]
+
+    def clean_series(self) -> list[float]:
+        """The clean training loss per epoch: ``metrics.jsonl``, else the ``identity`` op's
+        augmented loss, else NaN."""
+        out = []
+        key = self._loss_key()
+        for i, e in enumerate(self.epochs):
+            n = int(e.get("epoch", i + 1))
+            losses = e.get(key) or {}
+            if n in self.clean_loss:
+                out.append(self.clean_loss[n])
+            else:
+                out.append(float(losses.get("identity", math.nan)))
+        return out
+
+    def _per_op(self, key: str, op: str) -> list[float] | None:
+        k = self.ops.index(op)
+        vals = []
+        for e in self.epochs:
+            v = e.get(key)
+            if not isinstance(v, list) or len(v) != len(self.ops):
+                return None
+            vals.append(float(v[k]))
+        return vals
+
+    def evidence(self, op: str, weights: Mapping[str, float] | None = None) -> SearchEvidence | None:
+        """The search's evidence about ``op``, or ``None`` when the search did not cover it."""
+        if op not in self.ops:
+            return weights_evidence(op, weights)
+        weight_ratio = _weight_ratio(op, weights)
+        series = self.loss_series(op)
+        clean = self.clean_series()
+        pairs = [(s, c) for s, c in zip(series, clean) if math.isfinite(s)]
+        ev = SearchEvidence("unknown", weight_ratio=weight_ratio)
+        votes: dict[str, bool] = {}
+        if pairs:
+            half = series[len(series) // 2 :]
+            ev.loss_first, ev.loss_last = pairs[0][0], pairs[-1][0]
+            ev.loss_slope = relative_slope(half)
+            votes["flat"] = ev.loss_slope >= FLAT_SLOPE
+            if math.isfinite(pairs[-1][1]):
+                ev.clean_loss_last = pairs[-1][1]
+                ev.excess = ev.loss_last - ev.clean_loss_last
+                votes["excess"] = ev.excess >= SEARCH_EXCESS
+            elif math.isfinite(self.epsilon):  # no clean loss recorded: the constraint's own margin
+                ev.excess = ev.loss_last - self.epsilon
+                votes["excess"] = ev.excess > 0
+        lam, relax = self._per_op("lambda", op), self._per_op("relaxation", op)
+        if lam is not None:
+            ev.lambda_last, ev.lambda_slope = lam[-1], relative_slope(lam[len(lam) // 2 :])
+            votes["lambda_held"] = ev.lambda_last > 0 and ev.lambda_slope >= FLAT_SLOPE
+        if relax is not None:
+            ev.relaxation_last, ev.relaxation_slope = relax[-1], relative_slope(relax[len(relax) // 2 :])
+            votes["relaxation_held"] = ev.relaxation_last >= RELAX_MIN and ev.relaxation_slope >= FLAT_SLOPE
+        mass, high = self._mass(op)
+        ev.level_mass_high = high
+        if lam is None and mass is not None:  # one shared constraint: the sampler picks the op
+            ev.mass_ratio = mass
+            votes["mass_high"] = mass > MASS_HIGH
+        if weight_ratio is not None:
+            votes["weight_low"] = weight_ratio < WEIGHT_LOW
+        ev.votes = votes
+        ev.status = _status(votes)
+        return ev
+
+    def _mass(self, op: str) -> tuple[float | None, float | None]:
+        recent = self.epochs[-max(1, math.ceil(len(self.epochs) / 3)) :]
+        k = self.ops.index(op)
+        rows = [e.get("histogram") for e in recent]
+        if not all(isinstance(r, list) and len(r) == len(self.ops) for r in rows):
+            return None, None
+        total = sum(sum(map(float, row)) for r in rows for row in r)
+        mine = [sum(float(r[k][i]) for r in rows) for i in range(len(rows[0][k]))]
+        if total <= 0 or sum(mine) <= 0:
+            return None, None
+        levels = len(mine)
+        high = sum(mine[levels // 2 :]) / sum(mine) if levels > 1 else None
+        return sum(mine) / total * len(self.ops), high
+
+
+def _status(votes: Mapping[str, bool]) -> Literal["floor", "learning", "met", "unknown"]:
+    """A floor: the augmented loss is well above the clean loss (when known) and more than half
+    of all votes point to "changes the label"; ties go to "learning". The augmented loss alone
+    is too noisy for the trend: a label-changing op's loss can still be falling towards its floor
+    from above (rotate90 on arrows: 2.85 → 2.07 over epochs 4–8, its dual variable and
+    relaxation still rising), so the dual variables' and the relaxations' trends vote too."""
+    if not votes:
+        return "unknown"
+    if not votes.get("excess", True):
+        return "met"
+    breaks = sum(votes.values()) > len(votes) / 2
+    if "excess" not in votes and "flat" not in votes:  # weights alone
+        return "floor" if breaks else "met"
+    return "floor" if breaks else "learning"
+
+
+def _weight_ratio(op: str, weights: Mapping[str, float] | None) -> float | None:
+    if not weights or op not in weights:
+        return None
+    total = sum(max(float(w), 0.0) for w in weights.values())
+    return max(float(weights[op]), 0.0) * len(weights) / total if total > 0 else None
+
+
+def weights_evidence(op: str, weights: Mapping[str, float] | None) -> SearchEvidence | None:
+    """The evidence of a searcher's op weights alone (``None`` when ``op`` has none): a weight
+    below :data:`WEIGHT_LOW` times the uniform share reads as the searcher avoiding the op."""
+    ratio = _weight_ratio(op, weights)
+    if ratio is None:
+        return None
+    votes = {"weight_low": ratio < WEIGHT_LOW}
+    return SearchEvidence(_status(votes), weight_ratio=ratio, votes=votes)
+
+
+# ----------------------------------------------------------------------------- verdicts
+
+
+@dataclass
+class OpVerdict:
+    """The verdict on one op.
+
+    Attributes:
+        op: the op.
+        verdict: ``"symmetry"``, ``"partial"`` or ``"breaks"`` (see the module doc).
+        max_safe_magnitude: in [0, 1], the largest magnitude safe for the model (0 for breaks).
+        score: in [0, 1], how strongly the evidence supports the verdict (0.5: on a threshold).
+        evidence: one line for people.
+        profile: what :func:`safe_magnitude` found, or ``None``.
+        search: what the search recorded, or ``None``.
+        invariance: the mean relative invariance over the op's magnitudes (NaN-free ones).
+        baseline_invariance: the same for the untrained baseline, or ``None``.
+        lie_derivative: the model's Lie derivative norm for this generator, or ``None``.
+    """
+
+    op: str
+    verdict: Verdict
+    max_safe_magnitude: float
+    score: float
+    evidence: str
+    profile: SafeMagnitude | None = None
+    search: SearchEvidence | None = None
+    invariance: float | None = None
+    baseline_invariance: float | None = None
+    lie_derivative: float | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-serializable dict (NaN and infinities become ``None``)."""
+        d: dict[str, Any] = {
+            "verdict": self.verdict,
+            "max_safe_magnitude": self.max_safe_magnitude,
+            "score": self.score,
+            "evidence": self.evidence,
+            "invariance": self.invariance,
+            "baseline_invariance": self.baseline_invariance,
+            "lie_derivative": self.lie_derivative,
+        }
+        if self.profile is not None:
+            p = self.profile
+            d["profile"] = {
+                "status": p.status, "threshold": p.threshold, "first_fail": p.first_fail,
+                "magnitudes": p.magnitudes, "loss_gap": p.gaps, "accuracy": p.accuracies, "vacuous": p.vacuous,
+            }  # fmt: skip
+        else:
+            d["profile"] = None
+        d["search"] = None if self.search is None else self.search.to_dict()
+        return _json_safe(d)
+
+
+def task_verdicts(
+    profile: InvarianceProfile,
+    search: SearchStats | Mapping[str, Any] | None = None,
+    *,
+    metrics: Sequence[Mapping[str, Any]] = (),
+    weights: Mapping[str, float] | None = None,
+    threshold: float | None = None,
+) -> dict[str, OpVerdict]:
+    """One verdict per op of ``profile``, from its loss gaps and, when given, a search's history.
+
+    Args:
+        profile: the trained model's invariance profile on held-out images.
+        search: a :class:`SearchStats` or a ``history.json`` dict (then ``metrics`` are the
+            rows of ``metrics.jsonl``), or ``None`` (a checkpoint without a search).
+        metrics: the search's ``metrics.jsonl`` rows when ``search`` is a dict.
+        weights: op -> how much a searcher chose to use it (e.g. a bilevel policy's op
+            probabilities); a weight well below the uniform share votes for "changes the label".
+        threshold: the loss-gap threshold in nats (default :func:`gap_threshold`).
+
+    Returns:
+        op -> :class:`OpVerdict`, in the profile's order.
+
+    Examples:
+        >>> from autoaug.analysis.invariance import InvarianceProfile
+        >>> p = InvarianceProfile(ops=["hflip"], magnitudes=[1.0], op_magnitudes={"hflip": [1.0]},
+        ...     invariance={"hflip": [0.2]}, consistency={"hflip": [0.1]}, accuracy={"hflip": [0.1]},
+        ...     loss={"hflip": [1.5]}, clean_accuracy=0.95, clean_loss=0.2)
+        >>> history = {"ops": ["hflip"], "epsilon": 0.6, "epochs": [{"epoch": i, "op_aug_loss": {"hflip": 1.5},
+        ...     "lambda": [1.0 + i], "relaxation": [0.5 * i]} for i in range(1, 5)]}
+        >>> v = task_verdicts(p, history)["hflip"]
+        >>> v.verdict, v.search.status, v.score > 0.8
+        ('breaks', 'floor', True)
+    """
+    stats = (
+        search
+        if isinstance(search, SearchStats) or search is None
+        else SearchStats.from_history(search, metrics)
+    )
+    out: dict[str, OpVerdict] = {}
+    for op in profile.ops:
+        sm = safe_magnitude(profile, op, threshold)
+        ev = weights_evidence(op, weights) if stats is None else stats.evidence(op, weights)
+        if sm.status == "safe":
+            verdict: Verdict = "symmetry"
+        elif sm.status == "partial":
+            verdict = "partial"
+        elif ev is None or ev.status in ("floor", "unknown"):
+            verdict = "breaks"
+        else:
+            verdict = "partial"
+        parts = [sm.margin()]
+        agree = None if ev is None else ev.agreement(breaks=verdict == "breaks")
+        if agree is not None:
+            parts.append(agree)
+        inv = [v for v in profile.invariance[op] if math.isfinite(v)]
+        base = None
+        if profile.baseline_invariance is not None and op in profile.baseline_invariance:
+            b = [v for v in profile.baseline_invariance[op] if math.isfinite(v)]
+            base = sum(b) / len(b) if b else None
+        lie = (profile.lie_derivative or {}).get(op)
+        out[op] = OpVerdict(
+            op=op,
+            verdict=verdict,
+            max_safe_magnitude=sm.max_safe,
+            score=round(sum(parts) / len(parts), 4),
+            evidence=_evidence_line(verdict, sm, ev),
+            profile=sm,
+            search=ev,
+            invariance=sum(inv) / len(inv) if inv else None,
+            baseline_invariance=base,
+            lie_derivative=lie,
+        )
+    return out
+
+
+_STATUS_WORDS = {"floor": "a floor", "learning": "still learning", "met": "met", "unknown": "no statistics"}
+
+
+def _trend(slope: float | None) -> str:
+    if slope is None:
+        return "no trend"
+    word = "rising" if slope > -FLAT_SLOPE else "falling" if slope < FLAT_SLOPE else "flat"
+    return f"{word} {slope:+.0%}/epoch"
+
+
+def _n(x: float | None) -> str:
+    """A loss for people: three decimals, no ``-0.000``."""
+    if x is None or not math.isfinite(x):
+        return "n/a"
+    return f"{x:.3f}" if abs(x) >= 5e-4 else "0.000"
+
+
+def _evidence_line(verdict: Verdict, sm: SafeMagnitude, ev: SearchEvidence | None) -> str:
+    t = sm.threshold
+    if all(sm.vacuous):
+        prof = "leaves these images unchanged"
+    elif sm.status == "safe":
+        prof = f"largest loss gap {_n(sm.worst_safe_gap)}, under the threshold {_n(t)} at every magnitude"
+    elif sm.status == "partial":
+        prof = (f"safe to m={sm.max_safe:g} (gap {_n(sm.worst_safe_gap)}); at m={sm.first_fail:g} "
+                f"gap {_n(sm.fail_gap)} > {_n(t)}")  # fmt: skip
+    else:
+        acc = sm.accuracies[sm.magnitudes.index(sm.first_fail)] if sm.first_fail is not None else math.nan
+        at = f" at m={sm.first_fail:g}" if len(sm.magnitudes) > 1 else ""
+        prof = f"loss gap {_n(sm.fail_gap)}{at} > {_n(t)}, accuracy {acc:.0%}"
+    if ev is None:
+        return prof
+    srch = f"search: {_STATUS_WORDS[ev.status]}"
+    parts = []
+    if ev.loss_last is not None:
+        ref = "clean" if ev.clean_loss_last is not None else "ε"
+        excess = "" if ev.excess is None else f", {ev.excess:+.2f} vs {ref}"
+        parts.append(f"augmented loss {ev.loss_last:.2f}{excess}, {_trend(ev.loss_slope)}")
+    if ev.relaxation_last is not None:
+        parts.append(f"relaxation {ev.relaxation_last:.2f}, {_trend(ev.relaxation_slope)}")
+    elif ev.lambda_last is not None:
+        parts.append(f"λ {ev.lambda_last:.2f}, {_trend(ev.lambda_slope)}")
+    if ev.mass_ratio is not None:
+        parts.append(f"sampled {ev.mass_ratio:.2f}× uniform")
+    if ev.weight_ratio is not None:
+        parts.append(f"weight {ev.weight_ratio:.2f}× uniform")
+    if parts:
+        srch += f" ({'; '.join(parts)})"
+    note = ""
+    if verdict == "partial" and sm.status == "fails":
+        note = "; not label-changing by the search, but this model is not invariant yet"
+    elif verdict != "breaks" and ev.status == "floor" and sm.status == "safe":
+        note = "; the search saw a floor, the held-out model did not"
+    return f"{prof}; {srch}{note}"
+
+
+# -------------------------------------------------------------------------------- helpers
+
+
+def _clip(x: float) -> float:
+    return min(1.0, max(0.0, x))
+
+
+def _json_safe(v: Any) -> Any:
+    if isinstance(v, float):
+        return v if math.isfinite(v) else None
+    if isinstance(v, dict):
+        return {k: _json_safe(x) for k, x in v.items()}
+    if isinstance(v, (list, tuple)):
+        return [_json_safe(x) for x in v]
+    return v
+
+
+def agreement(verdicts: Mapping[str, OpVerdict], truth: Mapping[str, str]) -> dict[str, Any]:
+    """How many verdicts match a declared ground truth (op -> ``"symmetry"``|``"breaks"``).
+
+    ``strict``: the verdict equals the truth. ``lenient``: a ``partial`` verdict with a
+    positive safe magnitude counts as ``symmetry`` (the op keeps the label at small
+    magnitudes); ``partial`` at 0 counts as neither. ``binary``: ``breaks`` against anything
+    else (does the op change the label?). Ops in ``truth`` without a verdict are
+    skipped. For checking a report against a synthetic task; verdicts never read the truth.
+
+    Examples:
+        >>> v = {"hflip": OpVerdict("hflip", "breaks", 0.0, 0.9, ""),
+        ...      "rotate": OpVerdict("rotate", "partial", 0.5, 0.7, "")}
+        >>> a = agreement(v, {"hflip": "breaks", "rotate": "symmetry", "scale": "symmetry"})
+        >>> a["strict"], a["lenient"], a["binary"], a["misses"]
+        (0.5, 1.0, 1.0, ['rotate'])
+    """
+    rows = {op: t for op, t in truth.items() if op in verdicts}
+    strict = lenient = binary = 0
+    misses = []
+    for op, t in rows.items():
+        v = verdicts[op]
+        binary += (v.verdict == "breaks") == (t == "breaks")
+        if v.verdict == t:
+            strict += 1
+            lenient += 1
+            continue
+        misses.append(op)
+        if t == "symmetry" and v.verdict == "partial" and v.max_safe_magnitude > 0:
+            lenient += 1
+    n = len(rows)
+    return {
+        "ops": n,
+        "strict": strict / n if n else math.nan,
+        "lenient": lenient / n if n else math.nan,
+        "binary": binary / n if n else math.nan,
+        "misses": misses,
+    }
+
+
+__all__ = [
+    "FLAT_SLOPE",
+    "GAP_ABS",
+    "GAP_REL",
+    "MASS_HIGH",
+    "RELAX_MIN",
+    "SEARCH_EXCESS",
+    "VACUOUS_TOL",
+    "WEAK_MODEL",
+    "WEIGHT_LOW",
+    "OpVerdict",
+    "SafeMagnitude",
+    "SearchEvidence",
+    "SearchStats",
+    "agreement",
+    "gap_threshold",
+    "relative_slope",
+    "safe_magnitude",
+    "task_verdicts",
+    "weak_model",
+    "weights_evidence",
+]
