@@ -86,7 +86,7 @@ def describe(policy: Policy) -> str:
     if not policy.stages:
         lines.append("  (no stages: images pass through unchanged)")
     header = (
-        f"  {'stage':>5}  {'op':14s} {'picked':>7} {'prob':>5}  {'magnitude':>9}  {'range':22s} histogram"
+        f"  {'stage':>5}  {'op':14s} {'picked':>7} {'prob':>5}  {'magnitude':>9}  {'range':24s} histogram"
     )
     for s, stage in enumerate(policy.stages):
         lines.append(header if s == 0 else "")
@@ -102,7 +102,7 @@ def describe(policy: Policy) -> str:
                 rng = f"{sign}[{r.low:g}, {r.high:g}]{unit}"
                 hist = _sparkline(e.probs) if len(e.probs) > 1 else f"m={e.magnitudes[0]:.2f}"
             lines.append(
-                f"  {s:>5}  {e.op:14s} {e.weight / total:7.1%} {e.prob:5.2f}  {mag:>9}  {rng:22s} {hist}"
+                f"  {s:>5}  {e.op:14s} {e.weight / total:7.1%} {e.prob:5.2f}  {mag:>9}  {rng:24s} {hist}"
             )
     return "\n".join(lines)
 

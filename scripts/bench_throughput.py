@@ -28,16 +28,22 @@ from autoaug.export import to_torchvision
 from autoaug.policy import load_policy
 
 
-def _time(fn, repeats: int) -> float:
-    fn()  # warm-up
-    times = []
+def _time_interleaved(fns: list, repeats: int) -> list[float]:
+    """Median seconds of each function, timed in rotation (one call of each per round), so
+    that load from elsewhere on the machine hits every path alike."""
+    for fn in fns:
+        fn()  # warm-up
+    times: list[list[float]] = [[] for _ in fns]
     for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        if torch.cuda.is_available():
-            torch.cuda.synchronize()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
+        for k, fn in enumerate(fns):
+            if torch.cuda.is_available():
+                torch.cuda.synchronize()
+            t0 = time.perf_counter()
+            fn()
+            if torch.cuda.is_available():
+                torch.cuda.synchronize()
+            times[k].append(time.perf_counter() - t0)
+    return [statistics.median(t) for t in times]
 
 
 def main() -> None:
@@ -56,24 +62,26 @@ def main() -> None:
     rows = []
 
     def add(path: str, device: str, seconds: float) -> None:
-        rows.append({"path": path, "device": device, "seconds": seconds, "images_per_s": args.batch / seconds})
+        rows.append(
+            {"path": path, "device": device, "seconds": seconds, "images_per_s": args.batch / seconds}
+        )
 
-    add("Policy.apply (batched)", "cpu", _time(lambda: policy.apply(x, generator=g), args.repeats))
+    paths = [("Policy.apply (batched)", "cpu", lambda: policy.apply(x, generator=g))]
     if torch.cuda.is_available():
         xc = x.cuda()
         gc = torch.Generator(device="cuda").manual_seed(0)
-        add("Policy.apply (batched)", "cuda", _time(lambda: policy.apply(xc, generator=gc), args.repeats))
-
+        paths.append(("Policy.apply (batched)", "cuda", lambda: policy.apply(xc, generator=gc)))
     tv = to_torchvision(policy, image_size=(args.size, args.size))
-    add("torchvision export, per image", "cpu", _time(lambda: [tv(img) for img in x], args.repeats))
-
+    paths.append(("torchvision export, per image", "cpu", lambda: [tv(img) for img in x]))
     try:
         from kornia.augmentation.auto import TrivialAugment
 
         kta = TrivialAugment()
-        add("kornia TrivialAugment (batched)", "cpu", _time(lambda: kta(x), args.repeats))
+        paths.append(("kornia TrivialAugment (batched)", "cpu", lambda: kta(x)))
     except Exception as e:  # kornia's auto-augment API differs between versions
         print(f"kornia TrivialAugment not measured: {e}")
+    for (name, device, _), seconds in zip(paths, _time_interleaved([p[2] for p in paths], args.repeats)):
+        add(name, device, seconds)
 
     base = next(r for r in rows if r["path"].startswith("torchvision"))["images_per_s"]
     for r in rows:

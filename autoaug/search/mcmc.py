@@ -23,7 +23,8 @@ the current model: augmentation goes where the model is least invariant. Solved 
 
 The learned policy is the sampler's law over the last ``policy_epochs`` epochs (op weights
 ∝ how often each op was trained on, or ∝ λ_g with per-op constraints; magnitudes ∝ how
-often each level was), written in autoaug's policy format.
+often each level was), without the ops the search rejected (:func:`rejected_ops`: they
+change the label), written in autoaug's policy format.
 """
 
 from __future__ import annotations
@@ -248,11 +249,14 @@ class MCMCStep:
             weights = lam if lam.sum() > 0 else counts.sum(1)
         else:
             weights = counts.sum(1)
+        # An op the task rejects (it changes the label) has the largest λ of all; training on
+        # it would teach the model wrong labels, so the policy leaves it out.
+        rejected = {name for name, _ in rejected_ops(self.history, self.states.ops, self.config.epsilon)}
         entries = []
         lv = self.config.levels
         for k, name in enumerate(self.states.ops):
             w = float(weights[k])
-            if w <= 0 or counts[k].sum() <= 0:
+            if w <= 0 or counts[k].sum() <= 0 or name in rejected:
                 continue
             if not get_op(name).has_magnitude:
                 entries.append(OpEntry(name, w, 1.0))
@@ -268,7 +272,8 @@ class MCMCStep:
             interpolation=self.config.interpolation,
             name=f"mcmc_{self.config.dataset}",
             meta={"searcher": "mcmc", "constraint": self.config.constraint, "epsilon": self.config.epsilon,
-                  "epochs": len(self.history), "policy_epochs": len(recent), "seed": self.config.seed},
+                  "epochs": len(self.history), "policy_epochs": len(recent), "seed": self.config.seed,
+                  "rejected": sorted(rejected)},
         )  # fmt: skip
 
     def write_outputs(self, out: Path) -> None:
