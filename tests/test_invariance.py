@@ -237,7 +237,7 @@ def test_trained_run_end_to_end(tmp_path):
     initial = {k: v.clone() for k, v in trainer.model.state_dict().items()}
     trainer.fit()
 
-    model, normalize, name, config = load_run_model(run, dataset=ds)
+    model, normalize, name, config = load_run_model(run)  # loads the dataset as the trainer did
     baseline, _, _, _ = load_run_model(run, untrained=True, dataset=ds)
     assert name == "glyphs" and config["train_size"] == 512
     assert all(torch.equal(baseline.state_dict()[k], v) for k, v in initial.items())  # the trainer's init

@@ -5,7 +5,11 @@
   gap, against an untrained baseline; the Lie derivative for continuous geometric generators
   (Gruver et al., ICLR 2023); optionally per layer;
 * :func:`load_run_model`, :func:`load_checkpoint_model`: a trained model with its input
-  normalization; :func:`plot_profile`: heatmaps of a profile.
+  normalization; :func:`plot_profile`: heatmaps of a profile;
+* :func:`task_verdicts`: one verdict per op (``symmetry``, ``partial`` up to a magnitude,
+  ``breaks``) from a profile and, when there is one, a search's history (:class:`SearchStats`);
+* :func:`analyze_run`, :func:`analyze_checkpoint`: ``autoaug analyze``, the symmetry report
+  (JSON, Markdown, PNG).
 
 Example:
     >>> import torch
@@ -30,10 +34,17 @@ from autoaug.analysis.invariance import (
     plot_profile,
     untrained_copy,
 )
+from autoaug.analysis.report import analyze_checkpoint, analyze_run
+from autoaug.analysis.verdicts import OpVerdict, SearchStats, gap_threshold, safe_magnitude, task_verdicts
 
 __all__ = [
     "LIE_GENERATORS",
     "InvarianceProfile",
+    "OpVerdict",
+    "SearchStats",
+    "analyze_checkpoint",
+    "analyze_run",
+    "gap_threshold",
     "invariance_profile",
     "layer_modules",
     "lie_derivative",
@@ -41,5 +52,7 @@ __all__ = [
     "load_checkpoint_model",
     "load_run_model",
     "plot_profile",
+    "safe_magnitude",
+    "task_verdicts",
     "untrained_copy",
 ]

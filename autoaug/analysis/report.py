@@ -105,6 +105,9 @@ FILES = {
     "profile": "invariance_profile.json",
 }
 
+_THRESHOLDS = ("GAP_REL", "GAP_ABS", "VACUOUS_TOL", "WEAK_MODEL", "SEARCH_EXCESS", "FLAT_SLOPE", "RELAX_MIN",
+               "MASS_HIGH", "WEIGHT_LOW")  # fmt: skip
+
 # --------------------------------------------------------------------------------- report
 
 
@@ -136,11 +139,14 @@ def build_report(
         o = get_op(op)
         rng = space.ranges.get(op) or default_range(op)
         entry = v.to_dict()
-        entry["safe_value"] = None if rng is None else rng.value(v.max_safe_magnitude, h, w)
-        entry["unit"] = o.unit if rng is not None else None
-        entry["signed"] = o.signed
-        ops[op] = {k: entry[k] for k in ("verdict", "max_safe_magnitude", "safe_value", "unit", "signed",
-                                         "score", "evidence")} | entry  # fmt: skip
+        head = {
+            "verdict": entry.pop("verdict"),
+            "max_safe_magnitude": entry.pop("max_safe_magnitude"),
+            "safe_value": None if rng is None else rng.value(v.max_safe_magnitude, h, w),
+            "unit": o.unit if rng is not None else None,
+            "signed": o.signed,
+        }
+        ops[op] = head | entry  # the verdict first, the evidence after
     summary = {
         k: [op for op, v in verdicts.items() if v.verdict == k] for k in ("symmetry", "partial", "breaks")
     }
@@ -148,8 +154,9 @@ def build_report(
     k = dataset.get("num_classes")
     if isinstance(k, int) and V.weak_model(profile.clean_accuracy, k):
         warnings.append(
-            f"the model is weak (clean accuracy {profile.clean_accuracy:.1%}, chance {1 / k:.1%}): its loss gaps "
-            "reflect what it has not learned rather than the task; train longer before trusting the verdicts"
+            f"the model is far from perfect (clean accuracy {profile.clean_accuracy:.1%}, chance {1 / k:.1%}): "
+            "an op can look safe because the model never learned the distinction the op destroys (a model "
+            "that cannot tell b from d is invariant to a mirror flip); train longer for firmer verdicts"
         )
     return _json_safe(
         {
@@ -163,19 +170,7 @@ def build_report(
             "magnitudes": profile.magnitudes,
             "thresholds": {
                 "loss_gap": V.gap_threshold(profile.clean_loss),
-                **{
-                    k: getattr(V, k)
-                    for k in (
-                        "GAP_REL",
-                        "GAP_ABS",
-                        "VACUOUS_TOL",
-                        "SEARCH_EXCESS",
-                        "FLAT_SLOPE",
-                        "RELAX_MIN",
-                        "MASS_HIGH",
-                        "WEIGHT_LOW",
-                    )
-                },
+                **{name: getattr(V, name) for name in _THRESHOLDS},
             },
             "search": None if search is None else dict(search),
             "summary": summary,
@@ -444,7 +439,7 @@ def analyze_run(
     lie: bool = True,
     per_layer: bool = False,
     progress: bool = True,
-    device: str = "cpu",
+    device: str = "auto",
 ) -> dict[str, Any]:
     """Analyze a search run: profile its model on held-out images, read its history, write the report.
 
@@ -461,7 +456,7 @@ def analyze_run(
         space: whose ranges (default: the run's space, else ``symmetry``).
         magnitudes: levels per sign.
         lie, per_layer, progress: as :func:`~autoaug.analysis.invariance.invariance_profile`.
-        device: ``"cpu"``, ``"cuda"`` or ``"auto"``.
+        device: ``"auto"`` (CUDA when there is one), ``"cpu"`` or ``"cuda"``.
 
     Returns:
         The report dict (also written as ``symmetry_report.json``).
@@ -524,7 +519,7 @@ def analyze_checkpoint(
     lie: bool = True,
     per_layer: bool = False,
     progress: bool = True,
-    device: str = "cpu",
+    device: str = "auto",
 ) -> dict[str, Any]:
     """Analyze any autoaug model's weights (``model.pt`` or a trainer ``checkpoint.pt``) on a dataset.
 
@@ -609,7 +604,7 @@ def register_analyze(add: Callable[..., argparse.ArgumentParser]) -> argparse.Ar
         "--magnitudes", type=int, default=4, metavar="K", help="magnitude levels per sign (default 4)"
     )
     p.add_argument("--space", help="whose magnitude ranges (default: the run's space, or symmetry)")
-    p.add_argument("--device", default="cpu", help="cpu (default), cuda or auto")
+    p.add_argument("--device", default="auto", help="auto (default: cuda when there is one), cpu or cuda")
     p.add_argument("--data-root", metavar="DIR", help="with --checkpoint: where the dataset's files are")
     p.add_argument("--train-size", type=int, metavar="N",
                    help="with --checkpoint: the training size the model was trained with (its normalization)")  # fmt: skip

@@ -164,7 +164,9 @@ class MCMCStep:
     def loss(self, trainer: Trainer, images: Tensor, labels: Tensor) -> tuple[Tensor, dict[str, float]]:
         cfg = self.config
         b = len(images)
-        n = max(1, round(cfg.n_aug * b))  # augmented slots: n_aug copies of each image, or a fraction of the batch
+        n = max(
+            1, round(cfg.n_aug * b)
+        )  # augmented slots: n_aug copies of each image, or a fraction of the batch
         if self.slots is None or len(self.slots["op"]) != n:
             self.slots = self._init_slots(n)
         copies = math.ceil(n / b)

@@ -1,0 +1,168 @@
+"""``autoaug analyze``: the symmetry report of a real (tiny) search run, of a checkpoint, one clear
+line and exit code 2 on bad input; and, marked slow, agreement with the synthetic tasks' ground
+truth after a default search."""
+
+import json
+import shutil
+
+import pytest
+import torch
+
+from autoaug.analysis.invariance import InvarianceProfile
+from autoaug.analysis.report import FILES, validate_report
+from autoaug.analysis.verdicts import task_verdicts
+from autoaug.cli import main
+from autoaug.search import SearchConfig, get_searcher
+
+PNG = b"\x89PNG\r\n\x1a\n"
+FAST = ["--images", "48", "--magnitudes", "2", "--no-lie"]
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    """Small tensors on a shared 2-core machine: a second thread only waits for the first."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    """A real search run: 2 epochs on 256 glyphs, the standard space (14 ops), 5 levels."""
+    out = tmp_path_factory.mktemp("search") / "run"
+    config = SearchConfig(dataset="glyphs", train_size=256, val_size=64, batch_size=64, epochs=2, levels=5,
+                          space="standard", progress=False, out=str(out), seed=1)  # fmt: skip
+    get_searcher("mcmc")(config).run()
+    return out
+
+
+def _check_report(directory, ops, searched):
+    for name in FILES.values():
+        assert (directory / name).is_file(), name
+    report = json.loads((directory / FILES["json"]).read_text())
+    validate_report(report)
+    assert list(report["ops"]) == ops
+    assert report["dataset"]["name"] == "glyphs" and report["dataset"]["image_size"] == [32, 32]
+    assert report["model"]["name"] == "small_cnn"
+    assert 0 <= report["clean_accuracy"] <= 1
+    assert (report["search"] is not None) == searched
+    for op, entry in report["ops"].items():
+        assert (entry["search"] is not None) == searched, op
+        assert entry["profile"]["magnitudes"], op
+    md = (directory / FILES["markdown"]).read_text()
+    assert "| op | verdict | max safe magnitude | in op units | score | evidence |" in md
+    assert all(f"| {op} |" in md for op in ops)
+    for key in ("heatmaps", "verdicts_png"):
+        assert (directory / FILES[key]).read_bytes()[:8] == PNG
+    profile = InvarianceProfile.load(directory / FILES["profile"])
+    assert profile.ops == ops and profile.num_images == report["dataset"]["images"]
+    return report
+
+
+def test_analyze_a_search_run(run, capsys):
+    assert main(["analyze", str(run), *FAST]) == 0
+    out = capsys.readouterr().out
+    from autoaug.spaces import get_space
+
+    ops = list(get_space("standard").ops)
+    report = _check_report(run / "analysis", ops, searched=True)
+    assert report["search"]["epochs"] == 2 and report["search"]["constraint"] == "per_op"
+    assert report["dataset"]["images"] == 48 and report["dataset"]["split"] == "test"
+    # The report's verdicts are task_verdicts of the profile and the run's history.
+    profile = InvarianceProfile.load(run / "analysis" / FILES["profile"])
+    again = task_verdicts(profile, json.loads((run / "history.json").read_text()),
+                          metrics=[json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()])  # fmt: skip
+    assert {op: v.verdict for op, v in again.items()} == {op: e["verdict"] for op, e in report["ops"].items()}
+    # The terminal gets the table and the files.
+    assert "verdict" in out and "rotate" in out and "symmetry_report.md" in out
+    # A 2-epoch model is weak, and the report says so.
+    if report["clean_accuracy"] < 0.9:
+        assert report["warnings"] and "warning:" in out
+
+
+def test_analyze_with_lie_per_layer_and_out(run, tmp_path):
+    out = tmp_path / "elsewhere"
+    args = ["analyze", str(run), "--out", str(out), "--images", "24", "--magnitudes", "1", "--per-layer",
+            "--split", "val"]  # fmt: skip
+    assert main(args) == 0
+    report = json.loads((out / FILES["json"]).read_text())
+    assert report["dataset"]["split"] == "val"
+    assert report["ops"]["rotate"]["lie_derivative"] is not None
+    assert report["ops"]["color"]["lie_derivative"] is None
+    assert InvarianceProfile.load(out / FILES["profile"]).per_layer
+
+
+def test_analyze_a_checkpoint(run, tmp_path, capsys):
+    out = tmp_path / "ckpt"
+    args = ["analyze", "--checkpoint", str(run / "model.pt"), "--dataset", "glyphs", "--model", "small_cnn",
+            "--train-size", "256", "--space", "standard", "--out", str(out), *FAST]  # fmt: skip
+    assert main(args) == 0
+    from autoaug.spaces import get_space
+
+    report = _check_report(out, list(get_space("standard").ops), searched=False)
+    assert report["model"]["run"] is None
+    assert "No search statistics" in (out / FILES["markdown"]).read_text()
+
+
+def test_a_killed_run_with_its_checkpoint(run, tmp_path):
+    killed = tmp_path / "killed"
+    shutil.copytree(run, killed, ignore=shutil.ignore_patterns("model.pt", "analysis"))
+    assert main(["analyze", str(killed), *FAST]) == 2  # no model.pt: says so
+    assert main(["analyze", str(killed), "--checkpoint", str(killed / "checkpoint.pt"), *FAST]) == 0
+    assert json.loads((killed / "analysis" / FILES["json"]).read_text())["search"]["epochs"] == 2
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["analyze", "{tmp}/missing"], "run directory not found"),
+        (["analyze", "{tmp}"], "no history.json"),
+        (["analyze", "{run_no_model}"], "model weights not found"),
+        (["analyze"], "give a search RUN_DIR"),
+        (["analyze", "--checkpoint", "{tmp}/model.pt"], "needs --dataset"),
+        (
+            ["analyze", "--checkpoint", "{tmp}/nope.pt", "--dataset", "glyphs", "--model", "small_cnn"],
+            "not found",
+        ),
+        (
+            ["analyze", "--checkpoint", "{model}", "--dataset", "nosuchdata", "--model", "small_cnn"],
+            "nosuchdata",
+        ),
+        (["analyze", "{run}", "--dataset", "glyphs"], "only with --checkpoint"),
+        (["analyze", "{run}", "--images", "1"], "--images"),
+    ],
+)
+def test_bad_input_is_one_line_and_exit_2(run, tmp_path, capsys, args, message):
+    no_model = tmp_path / "run_no_model"
+    shutil.copytree(run, no_model, ignore=shutil.ignore_patterns("model.pt", "checkpoint.pt", "analysis"))
+    names = {"tmp": tmp_path, "run": run, "run_no_model": no_model, "model": run / "model.pt"}
+    argv = [a.format(**names) for a in args]
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("autoaug: error:") and "\n" not in err and "Traceback" not in err
+    assert message in err
+
+
+# ----------------------------------------------------------------------- ground truth
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("dataset", ["glyphs", "arrows"])
+def test_default_search_agrees_with_the_ground_truth(dataset, tmp_path):
+    """The default search (the searcher's defaults: 6,000 images, 10 epochs, symmetry space), then
+    ``autoaug analyze``: every op that changes the label is called ``breaks``, and most ops that
+    keep it are not. The verdicts never see the ground truth; this test compares afterwards."""
+    from autoaug.data import load_dataset
+
+    out = tmp_path / dataset
+    get_searcher("mcmc")(SearchConfig(dataset=dataset, progress=False, out=str(out))).run()
+    assert main(["analyze", str(out), "--images", "500", "--no-lie"]) == 0
+    report = json.loads((out / "analysis" / FILES["json"]).read_text())
+    truth = load_dataset(dataset, train_size=64).ground_truth
+    verdicts = {op: e["verdict"] for op, e in report["ops"].items()}
+    broken = [op for op, t in truth.items() if t == "breaks"]
+    assert all(verdicts[op] == "breaks" for op in broken), {op: verdicts[op] for op in broken}
+    kept = [op for op, t in truth.items() if t == "symmetry"]
+    not_broken = sum(verdicts[op] != "breaks" for op in kept)
+    assert not_broken >= 0.75 * len(kept), {op: verdicts[op] for op in kept}
