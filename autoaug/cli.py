@@ -366,12 +366,19 @@ def cmd_search(args: argparse.Namespace) -> None:
 
     config = resolve_config(SearchConfig, args, extra={"method": args.method})
     searcher = get_searcher(config.method)(config)
+    budget = f"{config.epochs} epochs"
+    if config.method == "optuna":
+        budget = f"{config.n_trials} trials of {config.trial_epochs} epochs"
     print(f"searching a policy with {config.method} on {config.dataset} ({config.model}, space {config.space}, "
-          f"{config.epochs} epochs) -> {config.out}", flush=True)  # fmt: skip
+          f"{budget}) -> {config.out}", flush=True)  # fmt: skip
     result = searcher.run(resume=args.resume)
     print()
     print(describe(result.policy))
     s = result.summary
+    if "lines" in s:  # a searcher that words its own summary (optuna)
+        print("\n" + "\n".join(s["lines"]))
+        print(f"next: autoaug show {result.out} --plot {result.out}/policy.png")
+        return
     print(
         f"\ntest accuracy {s.get('test_acc', float('nan')):.4f}, validation accuracy {s.get('val_acc', float('nan')):.4f}"
     )
@@ -455,7 +462,12 @@ def build_parser() -> argparse.ArgumentParser:
     p = add(
         "search", cmd_search, "learn a policy while training a model (defaults: mcmc on the built-in glyphs)"
     )
-    p.add_argument("--method", default="mcmc", help="mcmc (default)")
+    p.add_argument(
+        "--method",
+        default="mcmc",
+        help="mcmc (default); optuna (TPE over policies, a short training per trial; workers that "
+        "name the same --storage URL and --study-name share one study)",
+    )
     p.add_argument("--config", metavar="YAML", help="settings file (configs/*.yaml); flags override it")
     p.add_argument("--resume", action="store_true", help="continue a killed search from OUT/checkpoint.pt")
     add_config_flags(p, SearchConfig, skip=("method", "policy"))

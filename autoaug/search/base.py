@@ -41,6 +41,14 @@ class SearchConfig(TrainConfig):
     relax_lr: float = 0.02
     policy_epochs: int = 3  # the learned policy is the sampler's law over the last K epochs
     interpolation: str = "bilinear"
+    # optuna (black-box search, autoaug/search/optuna.py): each trial trains a short proxy model
+    n_trials: int = 20  # the study's budget: finished (complete or pruned) trials over all workers
+    trial_epochs: int = 3  # epochs of each trial's proxy training
+    optuna_space: str = "policy"  # "policy": weight and magnitude per op; "randaugment": N, M, which ops
+    pruner: str = "median"  # "median", "hyperband" or "none"
+    storage: str | None = None  # an Optuna storage URL (postgresql://...); default sqlite:///OUT/study.db
+    study_name: str | None = None  # the study to create, join or resume; default autoaug-DATASET-SPACE
+    heartbeat: int = 10  # seconds between a running trial's heartbeats; silent for 2x that = failed
     out: str = "runs/search"
 
 
@@ -80,7 +88,7 @@ def get_searcher(method: str) -> type[Searcher]:
     Raises:
         ValueError: an unknown method, listing the known ones.
     """
-    from autoaug.search import mcmc  # noqa: F401  (registers itself)
+    from autoaug.search import mcmc, optuna  # noqa: F401  (register themselves)
 
     if method not in _SEARCHERS:
         raise ValueError(f"unknown search method {method!r}; known: {', '.join(sorted(_SEARCHERS))}")

@@ -1,0 +1,582 @@
+"""Black-box policy search with Optuna (the Fast AutoAugment / RandAugment-grid family).
+
+Optuna's TPE sampler (Bergstra et al., NeurIPS 2011) proposes policy parameters; each trial
+trains a short proxy model with that policy as a fixed augmentation and reports validation
+accuracy after every epoch, so a pruner (median, or Hyperband: Li et al., JMLR 2018) stops
+bad trials early. The best trial's policy is the result. Two search spaces:
+
+* ``policy``: a weight and a magnitude per op of ``config.space`` and how many ops an image
+  gets in a row (1-3): the shape of an AutoAugment policy, one magnitude per op.
+* ``randaugment``: RandAugment's N (0-3 ops in a row) and M (a level of 31), plus which ops
+  of the space are allowed (Cubuk et al., NeurIPS 2020 workshops, searched instead of gridded).
+
+The study lives in an Optuna storage: ``sqlite:///OUT/study.db`` unless ``config.storage``
+names another (``postgresql://user@host/db``). Workers that name the same storage and study
+share it: ``autoaug search --method optuna --storage URL`` on several machines. Each worker
+loops until the study holds ``n_trials`` finished (complete or pruned) trials; a trial starts
+only while the budget has room (:func:`claim_budget`), so the workers together run exactly
+``n_trials``. A running trial writes a heartbeat; one that falls silent (its worker was
+killed) is marked failed by the next worker that looks, and the others go on. Running the
+same command again joins the study where it stopped: that is how a killed search resumes.
+
+The sampler's randomness for a trial is seeded by the seed and the trial's number, so one
+worker with the same seed proposes the same trials on CPU, and concurrent workers never
+propose the same random trials.
+
+Outputs in ``config.out``: ``policy.json`` (the best trial's policy), ``study.json`` (the
+storage URL, password hidden, and the study name; ``optuna-dashboard URL`` opens it),
+``study.db`` (the default SQLite storage), ``metrics.jsonl`` (one line per trial),
+``optimization_history.png``, ``param_importances.png``, ``config.yaml`` and
+``trials/NNNN/`` (each trial's metrics, config and policy, from this worker).
+
+Example:
+    >>> from autoaug.search import SearchConfig, get_searcher
+    >>> cfg = SearchConfig(method="optuna", dataset="glyphs", train_size=256, n_trials=4,
+    ...                    trial_epochs=1, out="runs/optuna_doc")
+    >>> result = get_searcher("optuna")(cfg).run()  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+import socket
+import time
+import warnings
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import optuna
+import torch
+import yaml
+from optuna.distributions import BaseDistribution
+from optuna.trial import FrozenTrial, TrialState
+
+from autoaug.data import Dataset, load_dataset
+from autoaug.ops import get_op
+from autoaug.policy import OpEntry, Policy, atomic_write_text
+from autoaug.search.base import SearchConfig, Searcher, SearchResult, register
+from autoaug.spaces import get_space
+from autoaug.train import PolicyStep, TrainConfig, Trainer, TrainingDiverged
+
+OPTUNA_SPACES = ("policy", "randaugment")
+PRUNERS = ("median", "hyperband", "none")
+MAX_OPS = 3  # ops an image gets in a row, at most
+RA_LEVELS = 31  # RandAugment's magnitude levels (torchvision's num_magnitude_bins)
+FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
+# Settings that change what a trial measures: workers joining a study must agree on them.
+STUDY_KEYS = ("dataset", "train_size", "val_size", "model", "epochs_per_trial", "batch_size", "lr",
+              "weight_decay", "label_smoothing", "grad_clip", "seed", "space", "optuna_space",
+              "interpolation")  # fmt: skip
+
+
+class BudgetFull(Exception):
+    """The study already has ``n_trials`` finished or running trials: this one does not run."""
+
+
+# ------------------------------------------------------------------------- search spaces
+
+
+def suggest_params(trial: optuna.Trial, optuna_space: str, space: str) -> dict[str, Any]:
+    """Draw a trial's policy parameters (every parameter, every trial: a fixed search space).
+
+    ``policy``: ``n_ops`` (int 1-3), ``weight:OP`` (float [0, 1]) for every op of ``space`` and
+    ``magnitude:OP`` (float [0, 1]) for those with a magnitude. ``randaugment``: ``n_ops``
+    (int 0-3), ``magnitude`` (int 0-30, RandAugment's M) and ``use:OP`` (bool) for every op.
+    """
+    ops = get_space(space).ops
+    if optuna_space == "policy":
+        trial.suggest_int("n_ops", 1, MAX_OPS)
+        for name in ops:
+            trial.suggest_float(f"weight:{name}", 0.0, 1.0)
+            if get_op(name).has_magnitude:
+                trial.suggest_float(f"magnitude:{name}", 0.0, 1.0)
+    elif optuna_space == "randaugment":
+        trial.suggest_int("n_ops", 0, MAX_OPS)
+        trial.suggest_int("magnitude", 0, RA_LEVELS - 1)
+        for name in ops:
+            trial.suggest_categorical(f"use:{name}", (True, False))
+    else:
+        raise ValueError(f"unknown optuna space {optuna_space!r}; known: {', '.join(OPTUNA_SPACES)}")
+    return dict(trial.params)
+
+
+def policy_from_params(
+    params: dict[str, Any],
+    optuna_space: str,
+    space: str,
+    interpolation: str = "bilinear",
+    name: str = "optuna",
+) -> Policy:
+    """The :class:`Policy` a trial's parameters describe: ``n_ops`` stages, each the same
+    categorical over the ops (``policy``: weights and magnitudes as drawn; ``randaugment``:
+    uniform over the allowed ops at magnitude ``M / 30``). No op, or no stage, is the identity.
+
+    Example:
+        >>> p = policy_from_params({"n_ops": 2, "magnitude": 9, "use:rotate": True,
+        ...                         "use:hflip": False}, "randaugment", "symmetry")
+        >>> len(p.stages), p.ops, round(p.stages[0][0].magnitudes[0], 2)
+        (2, ['rotate'], 0.3)
+    """
+    sp = get_space(space)
+    entries: list[OpEntry] = []
+    if optuna_space == "policy":
+        for op in sp.ops:
+            w = float(params.get(f"weight:{op}", 0.0))
+            if w <= 0:
+                continue
+            if get_op(op).has_magnitude:
+                entries.append(OpEntry(op, w, 1.0, (float(params[f"magnitude:{op}"]),), (1.0,)))
+            else:
+                entries.append(OpEntry(op, w, 1.0))
+    elif optuna_space == "randaugment":
+        m = int(params["magnitude"]) / (RA_LEVELS - 1)
+        for op in sp.ops:
+            if params.get(f"use:{op}", False):
+                entries.append(
+                    OpEntry(op, 1.0, 1.0, (m,), (1.0,)) if get_op(op).has_magnitude else OpEntry(op)
+                )
+    else:
+        raise ValueError(f"unknown optuna space {optuna_space!r}; known: {', '.join(OPTUNA_SPACES)}")
+    n_ops = int(params["n_ops"])
+    if not entries or n_ops == 0:
+        return Policy([], space=space, interpolation=interpolation, name=name)
+    return Policy([list(entries) for _ in range(n_ops)], space=space, interpolation=interpolation, name=name)
+
+
+# --------------------------------------------------------------- sampler, pruner, storage
+
+
+class TrialSeededTPE(optuna.samplers.BaseSampler):
+    """Optuna's TPE sampler with a random stream per trial, seeded by ``(seed, trial.number)``.
+
+    A trial's number is unique in a study, so workers that share a study and a seed do not
+    propose the same random trials, and one worker reproduces its trials from the seed.
+    Each trial gets a fresh :class:`optuna.samplers.TPESampler` (TPE keeps no state between
+    trials besides its generator; the history comes from the study).
+    """
+
+    def __init__(self, seed: int, **tpe_kwargs: Any):
+        self.seed = seed
+        self.tpe_kwargs = tpe_kwargs
+        self._tpe: dict[int, optuna.samplers.TPESampler] = {}
+
+    def _for(self, trial: FrozenTrial) -> optuna.samplers.TPESampler:
+        if trial.number not in self._tpe:
+            seed = (self.seed * 1_000_003 + trial.number) % 2**32
+            self._tpe[trial.number] = optuna.samplers.TPESampler(seed=seed, **self.tpe_kwargs)
+        return self._tpe[trial.number]
+
+    def infer_relative_search_space(
+        self, study: optuna.Study, trial: FrozenTrial
+    ) -> dict[str, BaseDistribution]:
+        return self._for(trial).infer_relative_search_space(study, trial)
+
+    def sample_relative(
+        self, study: optuna.Study, trial: FrozenTrial, search_space: dict[str, BaseDistribution]
+    ) -> dict[str, Any]:
+        return self._for(trial).sample_relative(study, trial, search_space)
+
+    def sample_independent(
+        self, study: optuna.Study, trial: FrozenTrial, param_name: str, param_distribution: BaseDistribution
+    ) -> Any:
+        return self._for(trial).sample_independent(study, trial, param_name, param_distribution)
+
+    def before_trial(self, study: optuna.Study, trial: FrozenTrial) -> None:
+        self._for(trial).before_trial(study, trial)
+
+    def after_trial(
+        self, study: optuna.Study, trial: FrozenTrial, state: TrialState, values: Sequence[float] | None
+    ) -> None:
+        self._for(trial).after_trial(study, trial, state, values)
+        self._tpe.pop(trial.number, None)
+
+    def reseed_rng(self) -> None:
+        self.seed = int(torch.randint(2**31, ()).item())
+
+
+def make_pruner(name: str, epochs: int) -> optuna.pruners.BasePruner:
+    """``median``: stop a trial whose validation accuracy is below the median of earlier
+    trials at the same epoch (after 3 finished trials); ``hyperband``: successive halving over
+    1..``epochs`` epochs, factor 3; ``none``."""
+    if name == "median":
+        return optuna.pruners.MedianPruner(n_startup_trials=3, n_warmup_steps=0)
+    if name == "hyperband":
+        return optuna.pruners.HyperbandPruner(min_resource=1, max_resource=max(epochs, 1), reduction_factor=3)
+    if name == "none":
+        return optuna.pruners.NopPruner()
+    raise ValueError(f"unknown pruner {name!r}; known: {', '.join(PRUNERS)}")
+
+
+def storage_url(config: SearchConfig) -> str:
+    """``config.storage``, or the SQLite file ``OUT/study.db``."""
+    if config.storage:
+        return config.storage
+    return f"sqlite:///{(Path(config.out) / 'study.db').resolve()}"
+
+
+def public_url(url: str) -> str:
+    """The storage URL with its password hidden, fit to print and write down."""
+    from sqlalchemy.engine import make_url
+
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:  # not a URL SQLAlchemy reads: say nothing about it beyond its scheme
+        return url.split("://", 1)[0] + "://..."
+
+
+def make_storage(url: str, heartbeat: int) -> optuna.storages.RDBStorage:
+    """An RDB storage with heartbeats: a trial silent for ``2 × heartbeat`` seconds is failed."""
+    if heartbeat < 1:
+        raise ValueError(f"heartbeat must be a positive number of seconds, got {heartbeat}")
+
+    def report(study: optuna.Study, trial: FrozenTrial) -> None:
+        who = trial.user_attrs.get("worker", "a worker")
+        print(f"trial {trial.number} ({who}) stopped sending heartbeats: marked failed", flush=True)
+
+    engine = {"pool_pre_ping": True} if url.startswith("postgresql") else {}
+    try:
+        return optuna.storages.RDBStorage(
+            url,
+            engine_kwargs=engine,
+            heartbeat_interval=heartbeat,
+            grace_period=2 * heartbeat,
+            heartbeat_stale_trial_callback=report,
+        )
+    except (ImportError, ModuleNotFoundError) as e:
+        raise ValueError(f"storage {public_url(url)}: its database driver is missing ({e})") from None
+    except Exception as e:  # SQLAlchemy's connection errors carry the reason in their text
+        reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise ValueError(f"cannot open storage {public_url(url)}: {reason}") from None
+
+
+# ---------------------------------------------------------------------------- the budget
+
+
+def _count(study: optuna.Study) -> tuple[list[FrozenTrial], list[FrozenTrial]]:
+    trials = study.get_trials(deepcopy=False, states=(*FINISHED, TrialState.RUNNING))
+    return [t for t in trials if t.state in FINISHED], [t for t in trials if t.state == TrialState.RUNNING]
+
+
+def claim_budget(study: optuna.Study, trial: optuna.Trial, n_trials: int) -> None:
+    """Let ``trial`` run only if the study's budget has room for it.
+
+    Finished trials count; running ones count in the order of their numbers. Optuna numbers
+    a study's trials under a row lock on the study, so a trial created after another one looked
+    has a larger number and sees it: concurrent workers never start more than ``n_trials``.
+
+    Raises:
+        BudgetFull: the finished trials and the running ones numbered before this one fill it.
+    """
+    finished, running = _count(study)
+    ahead = sum(1 for t in running if t.number <= trial.number)
+    if len(finished) + ahead > n_trials:
+        raise BudgetFull(f"trial {trial.number}: the study already has its {n_trials} trials")
+
+
+# ------------------------------------------------------------------------------ a trial
+
+
+class _ReportingStep(PolicyStep):
+    """A fixed policy's step that reports validation accuracy to Optuna after each epoch."""
+
+    def __init__(self, policy: Policy, seed: int, trial: optuna.Trial, epochs: int):
+        super().__init__(policy, seed)
+        self.trial = trial
+        self.epochs = epochs
+        self.values: list[float] = []
+
+    def end_epoch(self, trainer: Trainer, epoch: int) -> dict[str, Any]:
+        acc = trainer.evaluate("val")["val_acc"]
+        self.values.append(acc)
+        self.trial.report(acc, step=epoch + 1)
+        # The last epoch's value is the trial's result; pruning it would throw that away.
+        if epoch + 1 < self.epochs and self.trial.should_prune():
+            raise optuna.TrialPruned(f"validation accuracy {acc:.4f} after epoch {epoch + 1}")
+        return {}
+
+
+def _trial_config(config: SearchConfig, out: Path) -> TrainConfig:
+    fields = TrainConfig.fields()
+    values = {k: v for k, v in dataclasses.asdict(config).items() if k in fields}
+    values.update(epochs=config.trial_epochs, out=str(out), progress=False, policy="none", test_every=10**9)
+    return TrainConfig.from_dict(values)
+
+
+def _tidy_trial_dir(out: Path) -> None:
+    for name in ("checkpoint.pt", "model.pt"):  # the proxy model is not kept; its numbers are
+        (out / name).unlink(missing_ok=True)
+
+
+# ----------------------------------------------------------------------------- searcher
+
+
+@register
+class OptunaSearcher(Searcher):
+    """``autoaug search --method optuna``: TPE over policies, a proxy training per trial."""
+
+    method = "optuna"
+
+    def __init__(self, config: SearchConfig):
+        super().__init__(config)
+        if config.optuna_space not in OPTUNA_SPACES:
+            raise ValueError(
+                f"unknown optuna space {config.optuna_space!r}; known: {', '.join(OPTUNA_SPACES)}"
+            )
+        get_space(config.space)
+        make_pruner(config.pruner, config.trial_epochs)
+        if config.n_trials < 1 or config.trial_epochs < 1:
+            raise ValueError(
+                f"n_trials and trial_epochs must be >= 1, got {config.n_trials} and {config.trial_epochs}"
+            )
+        self.out = Path(config.out)
+        self.url = storage_url(config)
+        self.study_name = config.study_name or f"autoaug-{config.dataset}-{config.optuna_space}"
+        self.worker = f"{socket.gethostname()}:{os.getpid()}"
+        self.dataset: Dataset | None = None
+        self.diverged = 0  # this worker's trials in a row whose training diverged
+
+    # ------------------------------------------------------------------------- study
+
+    def study_settings(self) -> dict[str, Any]:
+        """The settings that define the study's objective; joining workers must agree."""
+        values = dataclasses.asdict(self.config)
+        values["epochs_per_trial"] = self.config.trial_epochs
+        return {k: values[k] for k in STUDY_KEYS}
+
+    def open_study(self) -> optuna.Study:
+        """Create the study, or join it if it exists (checking that its settings match)."""
+        self.out.mkdir(parents=True, exist_ok=True)
+        storage = make_storage(self.url, self.config.heartbeat)
+        study = optuna.create_study(
+            storage=storage,
+            study_name=self.study_name,
+            sampler=TrialSeededTPE(self.config.seed),
+            pruner=make_pruner(self.config.pruner, self.config.trial_epochs),
+            direction="maximize",
+            load_if_exists=True,
+        )
+        mine = self.study_settings()
+        theirs = study.user_attrs.get("autoaug")
+        if theirs is None:
+            study.set_user_attr("autoaug", mine)
+        elif theirs != mine:
+            diff = {k: (theirs.get(k), mine[k]) for k in mine if theirs.get(k) != mine[k]}
+            raise ValueError(
+                f"study {self.study_name!r} in {public_url(self.url)} was made with other settings "
+                f"(study's, this run's): {diff}; use the same settings or another --study-name"
+            )
+        return study
+
+    # ------------------------------------------------------------------------ trials
+
+    def objective(self, trial: optuna.Trial) -> float:
+        cfg = self.config
+        trial.set_user_attr("worker", self.worker)
+        try:
+            claim_budget(trial.study, trial, cfg.n_trials)
+        except BudgetFull:
+            trial.set_user_attr("surplus", True)  # not a failure of the trial: it never ran
+            raise
+        params = suggest_params(trial, cfg.optuna_space, cfg.space)
+        policy = policy_from_params(params, cfg.optuna_space, cfg.space, cfg.interpolation,
+                                    name=f"optuna_trial{trial.number}")  # fmt: skip
+        out = self.out / "trials" / f"{trial.number:04d}"
+        out.mkdir(parents=True, exist_ok=True)
+        policy.save(out / "policy.json")
+        step = _ReportingStep(policy, cfg.seed, trial, cfg.trial_epochs)
+        trainer = Trainer(_trial_config(cfg, out), dataset=self.dataset, step=step)
+        t0 = time.perf_counter()
+        try:
+            metrics = trainer.fit()
+        except optuna.TrialPruned:
+            trial.set_user_attr("seconds", time.perf_counter() - t0)
+            print(f"trial {trial.number}: pruned after epoch {len(step.values)} "
+                  f"(val acc {step.values[-1]:.4f}, {time.perf_counter() - t0:.0f}s)", flush=True)  # fmt: skip
+            self.diverged = 0
+            raise
+        except TrainingDiverged as e:
+            self.diverged += 1
+            print(f"trial {trial.number}: failed: {e}", flush=True)
+            raise
+        finally:
+            _tidy_trial_dir(out)
+        seconds = time.perf_counter() - t0
+        self.diverged = 0
+        trial.set_user_attr("seconds", seconds)
+        trial.set_user_attr("test_acc", metrics.get("test_acc"))
+        print(f"trial {trial.number}: val acc {metrics['val_acc']:.4f}, test acc "
+              f"{metrics.get('test_acc', math.nan):.4f} ({seconds:.0f}s)", flush=True)  # fmt: skip
+        return float(metrics["val_acc"])
+
+    def work(self, study: optuna.Study) -> None:
+        """Run trials until the study holds ``n_trials`` finished ones (this worker's share)."""
+        poll = min(self.config.heartbeat, 5)
+        while True:
+            finished, running = _count(study)
+            if len(finished) >= self.config.n_trials:
+                return
+            if len(finished) + len(running) >= self.config.n_trials:
+                # The budget is spoken for; wait in case a running trial's worker dies.
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                    optuna.storages.fail_stale_trials(study)
+                time.sleep(poll)
+                continue
+            study.optimize(self.objective, n_trials=1, catch=(BudgetFull, TrainingDiverged))
+            if self.diverged >= 3:
+                raise TrainingDiverged("three trials in a row diverged (NaN loss); try a lower --lr")
+
+    # ----------------------------------------------------------------------- outputs
+
+    def write_outputs(self, study: optuna.Study) -> dict[str, Any]:
+        """Write the best policy, the trial table, the plots and the study's address."""
+        cfg = self.config
+        trials = study.get_trials(deepcopy=False)
+        rows = [_trial_row(t) for t in trials]
+        atomic_write_text(self.out / "metrics.jsonl", "".join(json.dumps(r) + "\n" for r in rows))
+        shown = dataclasses.asdict(cfg) | {"storage": public_url(self.url), "study_name": self.study_name}
+        atomic_write_text(self.out / "config.yaml", yaml.safe_dump(shown, sort_keys=False))
+        record = {"storage": public_url(self.url), "study_name": self.study_name,
+                  "dashboard": f"optuna-dashboard {public_url(self.url)}"}  # fmt: skip
+        atomic_write_text(self.out / "study.json", json.dumps(record, indent=2) + "\n")
+        complete = [t for t in trials if t.state == TrialState.COMPLETE]
+        if not complete:
+            policy = Policy.identity()
+            best = None
+        else:
+            best = max(complete, key=lambda t: (t.value, -t.number))
+            policy = policy_from_params(best.params, cfg.optuna_space, cfg.space, cfg.interpolation,
+                                        name=f"optuna_{cfg.dataset}")  # fmt: skip
+            policy.meta = {"searcher": "optuna", "study": self.study_name, "trial": best.number,
+                           "val_acc": best.value, "test_acc": best.user_attrs.get("test_acc"),
+                           "optuna_space": cfg.optuna_space, "trial_epochs": cfg.trial_epochs,
+                           "seed": cfg.seed, "params": best.params}  # fmt: skip
+        policy.save(self.out / "policy.json")
+        counts = {s.name.lower(): sum(t.state == s for t in trials) for s in TrialState}
+        return {"best": best, "policy": policy, "counts": counts}
+
+    def plot(self, study: optuna.Study) -> list[Path]:
+        """Optimization history and parameter importances as PNG files (where there is enough
+        to draw: importances need two complete trials)."""
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+        from optuna.visualization import matplotlib as ovm
+
+        complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+        written = []
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            plots = [("optimization_history.png", ovm.plot_optimization_history)]
+            if len(complete) >= 2 and len({t.value for t in complete}) >= 2:
+                plots.append(("param_importances.png", ovm.plot_param_importances))
+            for name, fn in plots:
+                ax = fn(study)
+                fig = ax.figure
+                fig.set_size_inches(9, 6 if name.startswith("optimization") else 8)
+                fig.tight_layout()
+                tmp = self.out / f".{name}.tmp.png"
+                fig.savefig(tmp, dpi=100)
+                plt.close(fig)
+                tmp.replace(self.out / name)
+                written.append(self.out / name)
+        return written
+
+    # --------------------------------------------------------------------------- run
+
+    def run(self, resume: bool = False) -> SearchResult:
+        """Create or join the study, run trials until it has ``n_trials``, write the outputs.
+
+        ``resume`` changes nothing: an existing study is always joined (that is how workers
+        share it and how a killed search continues).
+        """
+        cfg = self.config
+        optuna.logging.set_verbosity(optuna.logging.ERROR)  # each trial prints its own line
+        study = self.open_study()
+        finished, running = _count(study)
+        print(f"study {self.study_name!r} in {public_url(self.url)}: {len(finished)} of {cfg.n_trials} "
+              f"trials finished, {len(running)} running; worker {self.worker}", flush=True)  # fmt: skip
+        if len(finished) < cfg.n_trials:
+            self.dataset = load_dataset(cfg.dataset, root=cfg.data_root, train_size=cfg.train_size,
+                                        val_size=cfg.val_size, seed=cfg.seed, download=cfg.download)  # fmt: skip
+            if len(self.dataset.val) == 0:
+                raise ValueError(f"optuna needs a validation split; val_size={cfg.val_size} left none")
+            self.work(study)
+        outputs = self.write_outputs(study)
+        plots = self.plot(study)
+        best: FrozenTrial | None = outputs["best"]
+        counts = outputs["counts"]
+        finished_here = sum(1 for t in study.get_trials(deepcopy=False, states=FINISHED)
+                            if t.user_attrs.get("worker") == self.worker)  # fmt: skip
+        metrics = {"val_acc": best.value if best else None,
+                   "test_acc": best.user_attrs.get("test_acc") if best else None}  # fmt: skip
+        lines = [
+            f"study {self.study_name!r}: {counts['complete']} complete, {counts['pruned']} pruned, "
+            f"{counts['fail']} failed trials ({finished_here} finished by this worker)",
+            f"best: trial {best.number}, validation accuracy {best.value:.4f} after {cfg.trial_epochs} epochs "
+            f"(test {best.user_attrs.get('test_acc', math.nan):.4f})"
+            if best
+            else "no trial completed: policy.json is the identity",
+            f"files in {self.out}: policy.json (the best trial's policy), study.json (storage and study name), "
+            f"metrics.jsonl (one line per trial), {', '.join(p.name for p in plots)}, config.yaml, trials/",
+            f"the study: optuna-dashboard {public_url(self.url)}",
+        ]
+        summary = {**metrics, "study": self.study_name, "storage": public_url(self.url),
+                   "best_trial": best.number if best else None, "trials": counts,
+                   "finished_by_worker": finished_here, "lines": lines}  # fmt: skip
+        return SearchResult(policy=outputs["policy"], metrics=metrics, out=self.out, summary=summary)
+
+
+def _trial_row(t: FrozenTrial) -> dict[str, Any]:
+    def iso(d: Any) -> str | None:
+        return d.isoformat() if d is not None else None
+
+    return {
+        "trial": t.number,
+        "state": t.state.name.lower(),
+        "val_acc": t.value,
+        "test_acc": t.user_attrs.get("test_acc"),
+        "val_acc_per_epoch": [t.intermediate_values[k] for k in sorted(t.intermediate_values)],
+        "seconds": t.user_attrs.get("seconds"),
+        "worker": t.user_attrs.get("worker"),
+        "surplus": bool(t.user_attrs.get("surplus", False)),
+        "start": iso(t.datetime_start),
+        "complete": iso(t.datetime_complete),
+        "params": t.params,
+    }
+
+
+def best_so_far(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """From ``metrics.jsonl`` rows: each complete trial that raised the best validation
+    accuracy, in the order trials completed (for curves of accuracy against wall time)."""
+    done = sorted(
+        (r for r in rows if r["state"] == "complete" and r["complete"]), key=lambda r: r["complete"]
+    )
+    out, best = [], -math.inf
+    for r in done:
+        if r["val_acc"] > best:
+            best = r["val_acc"]
+            out.append(r)
+    return out
+
+
+__all__ = [
+    "OPTUNA_SPACES",
+    "PRUNERS",
+    "BudgetFull",
+    "OptunaSearcher",
+    "TrialSeededTPE",
+    "best_so_far",
+    "claim_budget",
+    "make_pruner",
+    "make_storage",
+    "policy_from_params",
+    "public_url",
+    "storage_url",
+    "suggest_params",
+]
