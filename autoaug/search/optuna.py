@@ -44,6 +44,7 @@ import math
 import os
 import socket
 import time
+import uuid
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
@@ -228,6 +229,17 @@ def public_url(url: str) -> str:
         return url.split("://", 1)[0] + "://..."
 
 
+def _with_driver(url: str) -> str:
+    """``postgresql://`` means psycopg (3) to SQLAlchemy 2.1; where only psycopg2 is installed
+    (autoaug's ``dev`` extra), use that."""
+    import importlib.util
+
+    find = importlib.util.find_spec
+    if url.startswith("postgresql://") and find("psycopg") is None and find("psycopg2") is not None:
+        return "postgresql+psycopg2://" + url[len("postgresql://") :]
+    return url
+
+
 def make_storage(url: str, heartbeat: int) -> optuna.storages.RDBStorage:
     """An RDB storage with heartbeats: a trial silent for ``2 × heartbeat`` seconds is failed."""
     if heartbeat < 1:
@@ -239,13 +251,15 @@ def make_storage(url: str, heartbeat: int) -> optuna.storages.RDBStorage:
 
     engine = {"pool_pre_ping": True} if url.startswith("postgresql") else {}
     try:
-        return optuna.storages.RDBStorage(
-            url,
-            engine_kwargs=engine,
-            heartbeat_interval=heartbeat,
-            grace_period=2 * heartbeat,
-            heartbeat_stale_trial_callback=report,
-        )
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            return optuna.storages.RDBStorage(
+                _with_driver(url),
+                engine_kwargs=engine,
+                heartbeat_interval=heartbeat,
+                grace_period=2 * heartbeat,
+                heartbeat_stale_trial_callback=report,
+            )
     except (ImportError, ModuleNotFoundError) as e:
         raise ValueError(f"storage {public_url(url)}: its database driver is missing ({e})") from None
     except Exception as e:  # SQLAlchemy's connection errors carry the reason in their text
@@ -335,7 +349,7 @@ class OptunaSearcher(Searcher):
         self.out = Path(config.out)
         self.url = storage_url(config)
         self.study_name = config.study_name or f"autoaug-{config.dataset}-{config.optuna_space}"
-        self.worker = f"{socket.gethostname()}:{os.getpid()}"
+        self.worker = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"  # host:pid:run
         self.dataset: Dataset | None = None
         self.diverged = 0  # this worker's trials in a row whose training diverged
 

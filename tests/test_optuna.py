@@ -1,0 +1,342 @@
+"""The Optuna searcher: spaces to policies, the seeded sampler, the trial budget, outputs, and
+workers sharing a study on a real PostgreSQL server (started here; skipped without one)."""
+
+from __future__ import annotations
+
+import glob
+import json
+import os
+import pwd
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import optuna
+import pytest
+import torch
+from optuna.trial import TrialState
+
+from autoaug.cli import main
+from autoaug.data.synthetic import glyphs
+from autoaug.policy import Policy
+from autoaug.reference import randaugment
+from autoaug.search import SearchConfig, get_searcher
+from autoaug.search.optuna import (
+    BudgetFull,
+    TrialSeededTPE,
+    best_so_far,
+    claim_budget,
+    policy_from_params,
+    public_url,
+    suggest_params,
+)
+from autoaug.spaces import get_space
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+# ------------------------------------------------------------------------------ fixtures
+
+
+@pytest.fixture(scope="session")
+def tiny_glyphs(tmp_path_factory) -> str:
+    """The built-in glyphs task shrunk for speed: 240 training and 60 test images at 16×16,
+    as an npz dataset."""
+    train, test = glyphs(240, 60, seed=0)
+    path = tmp_path_factory.mktemp("data") / "glyphs_tiny.npz"
+
+    def hwc(split) -> np.ndarray:
+        small = torch.nn.functional.avg_pool2d(split.images.float(), 2).round().to(torch.uint8)
+        return small.permute(0, 2, 3, 1).numpy()
+
+    np.savez(path, x=hwc(train), y=train.labels.numpy(), x_test=hwc(test), y_test=test.labels.numpy())
+    return str(path)
+
+
+def _pg_bin() -> Path | None:
+    found = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"))
+    if found:
+        return Path(found[-1]).parent
+    initdb = shutil.which("initdb")
+    return Path(initdb).parent if initdb else None
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def postgres_url():
+    """A throwaway PostgreSQL cluster in a temporary directory on a free port, as a URL.
+
+    PostgreSQL refuses to run as root, so as root the cluster belongs to the ``postgres`` user
+    (or ``nobody``) and its programs run through ``runuser``.
+    """
+    bindir = _pg_bin()
+    if bindir is None:
+        pytest.skip("PostgreSQL is not installed (apt-get install postgresql): no initdb/pg_ctl found")
+    pytest.importorskip(
+        "psycopg2", reason="psycopg2 is needed to talk to PostgreSQL (pip install psycopg2-binary)"
+    )
+    prefix: list[str] = []
+    root = Path(tempfile.mkdtemp(prefix="autoaug_pg_"))
+    if os.geteuid() == 0:
+        user = next((u for u in ("postgres", "nobody") if _has_user(u)), None)
+        if user is None or shutil.which("runuser") is None:
+            pytest.skip("running as root without a 'postgres' or 'nobody' user and runuser to run PostgreSQL")
+        entry = pwd.getpwnam(user)
+        os.chown(root, entry.pw_uid, entry.pw_gid)
+        prefix = ["runuser", "-u", user, "--"]
+    data, port = root / "data", _free_port()
+
+    def run(*cmd: str) -> None:
+        subprocess.run([*prefix, *cmd], check=True, capture_output=True, timeout=120)
+
+    run(str(bindir / "initdb"), "-D", str(data), "-U", "autoaug", "-A", "trust", "-E", "UTF8")
+    options = f"-p {port} -c listen_addresses=127.0.0.1 -c unix_socket_directories={root} -c fsync=off"
+    run(str(bindir / "pg_ctl"), "-D", str(data), "-o", options, "-l", str(root / "log"), "-w", "start")
+    try:
+        yield f"postgresql://autoaug@127.0.0.1:{port}/postgres"
+    finally:
+        subprocess.run([*prefix, str(bindir / "pg_ctl"), "-D", str(data), "-m", "immediate", "stop"],
+                       capture_output=True, timeout=60)  # fmt: skip
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def _load(name: str, url: str) -> optuna.Study:
+    """The study as another program sees it (SQLAlchemy 2.1 reads postgresql:// as psycopg 3)."""
+    return optuna.load_study(study_name=name, storage=url.replace("postgresql://", "postgresql+psycopg2://"))
+
+
+def _by(trial: optuna.trial.FrozenTrial, proc: subprocess.Popen) -> bool:
+    """Whether ``proc`` ran the trial (workers sign trials host:pid:run)."""
+    return f":{proc.pid}:" in trial.user_attrs.get("worker", "")
+
+
+def _has_user(name: str) -> bool:
+    try:
+        pwd.getpwnam(name)
+        return True
+    except KeyError:
+        return False
+
+
+def _config(data: str, out: Path, **kw) -> SearchConfig:
+    values = dict(method="optuna", dataset=data, batch_size=32, trial_epochs=1, n_trials=3, space="standard",
+                  optuna_space="randaugment", progress=False, out=str(out))  # fmt: skip
+    values.update(kw)
+    return SearchConfig(**values)
+
+
+def _worker(data: str, out: Path, url: str, study: str, *extra: str) -> subprocess.Popen:
+    cmd = [sys.executable, "-m", "autoaug", "search", "--method", "optuna", "--dataset", data,
+           "--batch-size", "32", "--space", "standard", "--optuna-space", "randaugment", "--no-progress",
+           "--storage", url, "--study-name", study, "--out", str(out), *extra]  # fmt: skip
+    env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
+    return subprocess.Popen(
+        cmd, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
+
+
+# ---------------------------------------------------------------- spaces and policies
+
+
+def test_policy_space_to_policy_matches_the_params(tmp_path):
+    study = optuna.create_study(storage=f"sqlite:///{tmp_path / 's.db'}", sampler=TrialSeededTPE(0))
+    trial = study.ask()
+    params = suggest_params(trial, "policy", "symmetry")
+    ops = get_space("symmetry").ops
+    assert set(params) == {"n_ops"} | {f"weight:{o}" for o in ops} | {
+        f"magnitude:{o}" for o in ops if get_space("symmetry").ranges.get(o)
+    }
+    policy = policy_from_params(params, "policy", "symmetry", "bilinear")
+    assert len(policy.stages) == params["n_ops"]
+    for entry in policy.stages[0]:
+        assert entry.weight == params[f"weight:{entry.op}"]
+        if f"magnitude:{entry.op}" in params:
+            assert entry.magnitudes == (params[f"magnitude:{entry.op}"],)
+    # JSON round trip, and it augments a batch.
+    again = Policy.from_dict(json.loads(policy.to_json()))
+    assert again.to_dict() == policy.to_dict()
+    x = torch.rand(6, 3, 16, 16)
+    assert policy.apply(x, generator=torch.Generator().manual_seed(0)).shape == x.shape
+
+
+def test_randaugment_space_reproduces_randaugment():
+    params = {"n_ops": 2, "magnitude": 9} | {f"use:{o}": True for o in get_space("standard").ops}
+    policy = policy_from_params(params, "randaugment", "standard", "nearest")
+    assert policy.to_dict()["stages"] == randaugment(2, 9).to_dict()["stages"]
+    # Only the allowed ops; no op or no stage is the identity.
+    few = policy_from_params({"n_ops": 1, "magnitude": 30, "use:rotate": True, "use:equalize": True},
+                             "randaugment", "standard")  # fmt: skip
+    assert few.ops == ["rotate", "equalize"] and few.stages[0][0].magnitudes == (1.0,)
+    assert (
+        policy_from_params({"n_ops": 0, "magnitude": 3, "use:rotate": True}, "randaugment", "standard").stages
+        == []
+    )
+    assert policy_from_params({"n_ops": 2, "magnitude": 3}, "randaugment", "standard").stages == []
+    with pytest.raises(ValueError, match="unknown optuna space 'grid'"):
+        policy_from_params(params, "grid", "standard")
+
+
+def test_sampler_is_seeded_per_trial_number():
+    def proposals(seed: int) -> list[dict]:
+        study = optuna.create_study(sampler=TrialSeededTPE(seed), direction="maximize")
+        for _ in range(4):
+            trial = study.ask()
+            params = suggest_params(trial, "randaugment", "standard")
+            study.tell(trial, params["magnitude"] / 30)
+        return [t.params for t in study.trials]
+
+    first = proposals(0)
+    assert first == proposals(0)
+    assert first != proposals(1)
+    assert len({json.dumps(p, sort_keys=True) for p in first}) == 4
+
+
+def test_budget_counts_finished_and_earlier_running_trials(tmp_path):
+    study = optuna.create_study(storage=f"sqlite:///{tmp_path / 's.db'}")
+    t0, t1, t2 = study.ask(), study.ask(), study.ask()
+    claim_budget(study, t0, 2)
+    claim_budget(study, t1, 2)
+    with pytest.raises(BudgetFull):
+        claim_budget(study, t2, 2)
+    study.tell(t0, 0.5)
+    study.tell(t2, state=TrialState.FAIL)  # a failed trial gives its place back
+    claim_budget(study, t1, 2)
+    with pytest.raises(BudgetFull):
+        claim_budget(study, study.ask(), 1)
+
+
+def test_public_url_hides_the_password():
+    assert (
+        public_url("postgresql://me:secret@db.example:5432/studies")
+        == "postgresql://me:***@db.example:5432/studies"
+    )
+
+
+# ------------------------------------------------------------------ a search (SQLite)
+
+
+def test_search_writes_outputs_and_show_reads_them(tiny_glyphs, tmp_path, capsys):
+    out = tmp_path / "run"
+    argv = ["search", "--method", "optuna", "--dataset", tiny_glyphs, "--batch-size", "32", "--n-trials", "3",
+            "--trial-epochs", "1", "--space", "standard", "--optuna-space", "policy", "--no-progress",
+            "--out", str(out)]  # fmt: skip
+    assert main(argv) == 0
+    text = capsys.readouterr().out
+    assert "3 trials of 1 epochs" in text and "best: trial" in text and "optuna-dashboard sqlite:///" in text
+    for name in (
+        "policy.json",
+        "study.db",
+        "study.json",
+        "metrics.jsonl",
+        "config.yaml",
+        "optimization_history.png",
+    ):
+        assert (out / name).is_file(), name
+    rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert [r["trial"] for r in rows] == [0, 1, 2]
+    assert all(r["state"] in ("complete", "pruned") and r["val_acc_per_epoch"] for r in rows)
+    policy = Policy.load(out / "policy.json")
+    best = max((r for r in rows if r["state"] == "complete"), key=lambda r: r["val_acc"])
+    assert policy.meta["trial"] == best["trial"] and policy.meta["params"] == best["params"]
+    assert (
+        policy.to_dict()["stages"]
+        == policy_from_params(best["params"], "policy", "standard").to_dict()["stages"]
+    )
+    assert best_so_far(rows)[-1]["trial"] == best["trial"]
+    assert not list(out.glob("trials/*/checkpoint.pt"))  # proxy models are not kept
+    study = json.loads((out / "study.json").read_text())
+    assert study["study_name"] == f"autoaug-{tiny_glyphs}-policy"
+
+    assert main(["show", str(out)]) == 0
+    assert "optuna_" in capsys.readouterr().out
+
+    # Joining with other settings is refused, naming the difference.
+    assert main([*argv[:-2], "--seed", "1", "--out", str(out)]) == 2
+    assert "seed" in capsys.readouterr().err
+
+
+# -------------------------------------------------------------- workers on PostgreSQL
+
+
+def test_two_workers_share_one_study(tiny_glyphs, postgres_url, tmp_path):
+    name = "two_workers"
+    procs = [_worker(tiny_glyphs, tmp_path / f"w{i}", postgres_url, name, "--n-trials", "6",
+                     "--trial-epochs", "1", "--pruner", "none") for i in range(2)]  # fmt: skip
+    outputs = [p.communicate(timeout=300)[0] for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], outputs
+    study = _load(name, postgres_url)
+    finished = [t for t in study.trials if t.state in (TrialState.COMPLETE, TrialState.PRUNED)]
+    assert len(finished) == 6
+    assert sorted(t.number for t in finished) == sorted({t.number for t in finished})
+    assert len({json.dumps(t.params, sort_keys=True) for t in finished}) == 6  # none run twice
+    assert not [t for t in study.trials if t.state == TrialState.RUNNING]
+    assert all(t.user_attrs.get("surplus") for t in study.trials if t.state == TrialState.FAIL)
+    workers = {t.user_attrs["worker"] for t in finished}
+    assert len(workers) == 2, outputs  # both took part
+    for i in range(2):
+        policy = Policy.load(tmp_path / f"w{i}" / "policy.json")
+        assert policy.meta["study"] == name
+        assert "postgresql://autoaug@127.0.0.1" in (tmp_path / f"w{i}" / "study.json").read_text()
+
+
+def test_killed_worker_leaves_the_study_usable(tiny_glyphs, postgres_url, tmp_path):
+    name = "killed_worker"
+    args = ("--n-trials", "4", "--trial-epochs", "3", "--heartbeat", "1", "--pruner", "none")
+    victim = _worker(tiny_glyphs, tmp_path / "victim", postgres_url, name, *args)
+    survivor = _worker(tiny_glyphs, tmp_path / "survivor", postgres_url, name, *args)
+    killed_trial = None
+    deadline = time.monotonic() + 120
+    while killed_trial is None and time.monotonic() < deadline:
+        time.sleep(0.2)
+        try:
+            trials = _load(name, postgres_url).trials
+        except KeyError:  # the study does not exist yet
+            continue
+        if any(_by(t, victim) and t.state == TrialState.RUNNING for t in trials):
+            time.sleep(0.3)  # into its training
+            victim.send_signal(signal.SIGKILL)
+            victim.wait(timeout=30)
+            running = [
+                t
+                for t in _load(name, postgres_url).trials
+                if _by(t, victim) and t.state == TrialState.RUNNING
+            ]
+            assert len(running) == 1, "the victim was killed between two trials"
+            killed_trial = running[0].number
+    assert killed_trial is not None, "the victim never started a trial"
+    out = survivor.communicate(timeout=300)[0]
+    assert survivor.returncode == 0, out
+    study = _load(name, postgres_url)
+    states = {t.number: t.state for t in study.trials}
+    assert states[killed_trial] == TrialState.FAIL
+    assert sum(s in (TrialState.COMPLETE, TrialState.PRUNED) for s in states.values()) == 4
+    assert TrialState.RUNNING not in states.values()
+    assert f"trial {killed_trial} (" in out and "marked failed" in out
+
+
+def test_resuming_a_study_by_name_continues_it(tiny_glyphs, postgres_url, tmp_path):
+    name = "resume_me"
+    first = get_searcher("optuna")(_config(tiny_glyphs, tmp_path / "a", storage=postgres_url, study_name=name,
+                                           n_trials=2)).run()  # fmt: skip
+    before = {t.number: t.value for t in _load(name, postgres_url).trials}
+    assert first.summary["trials"]["complete"] + first.summary["trials"]["pruned"] == 2
+    # A later run (another directory, another machine) names the study and raises the budget.
+    second = get_searcher("optuna")(_config(tiny_glyphs, tmp_path / "b", storage=postgres_url, study_name=name,
+                                            n_trials=4)).run()  # fmt: skip
+    study = _load(name, postgres_url)
+    assert sorted(t.number for t in study.trials) == [0, 1, 2, 3]
+    assert {t.number: t.value for t in study.trials if t.number in before} == before
+    assert second.summary["finished_by_worker"] == 2
+    rows = (tmp_path / "b" / "metrics.jsonl").read_text().splitlines()
+    assert len(rows) == 4  # the outputs cover the whole study, not just this run's trials
