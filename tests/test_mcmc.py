@@ -153,3 +153,27 @@ def test_rejected_ops_separate_a_floor_from_a_slow_symmetry():
     epochs, ops = _history(series, None)  # one constraint: judged by the proposals' losses
     assert [name for name, _ in rejected_ops(epochs, ops, 0.6)] == ["hflip"]
     assert rejected_ops([], [], 0.6) == []
+
+
+def test_unmet_ops_are_left_out_of_the_learned_policy(tmp_path):
+    """The policy leaves out every op whose constraint stays unmet, falling loss or not."""
+    from autoaug.search.mcmc import unmet_ops
+
+    series = {"hflip": [1.6, 1.8, 1.9, 1.8], "scale": [1.9, 1.6, 1.2, 1.0], "rotate": [1.2, 0.6, 0.4, 0.3]}
+    epochs, ops = _history(series, {"hflip": 1.2, "scale": 0.55, "rotate": 0.0})
+    assert [name for name, _ in unmet_ops(epochs, ops, 0.6)] == ["hflip", "scale"]
+
+    cfg = SearchConfig(dataset="glyphs", train_size=64, space="symmetry", progress=False, out=str(tmp_path))
+    step = MCMCStep(cfg)
+    k = step.states.size
+    relax = [0.0] * k
+    relax[step.states.ops.index("hflip")] = 1.2
+    relax[step.states.ops.index("scale")] = 0.5
+    lam = [0.3] * k
+    loss = {o: 0.5 for o in step.states.ops} | {"hflip": 1.8, "scale": 1.0}
+    step.history = [{"lambda": lam, "relaxation": relax, "op_aug_loss": loss, "op_proposal_loss": loss,
+                     "histogram": [[1.0] * cfg.levels for _ in range(k)], "acceptance": 0.5}]  # fmt: skip
+    policy = step.learned_policy()
+    names = {e.op for e in policy.stages[0]}
+    assert "hflip" not in names and "scale" not in names and "rotate" in names
+    assert policy.meta["left_out"] == ["hflip", "scale"]
