@@ -267,3 +267,41 @@ def _copy_config(run, to):
     to.mkdir()
     (to / "config.yaml").write_text((run / "config.yaml").read_text())
     return to
+
+
+class LeftOrRight(nn.Module):
+    """Class 0 when the left half of the image is brighter, class 1 when the right half is."""
+
+    def embed(self, x):
+        w = x.shape[-1]
+        return torch.stack([x[..., : w // 2].mean((1, 2, 3)), x[..., w // 2 :].mean((1, 2, 3))], 1)
+
+    def forward(self, x):
+        return 20.0 * self.embed(x)
+
+
+def test_class_swap_tells_a_relabelling_from_scattered_errors():
+    from autoaug.analysis.invariance import class_swap
+
+    assert class_swap(torch.tensor([[0, 5], [5, 0]])) == 1.0  # every class sent to the other
+    assert class_swap(torch.eye(3, dtype=torch.long) * 7) == 0.0  # nothing moved
+    assert class_swap(torch.tensor([[0, 9, 0, 0], [9, 0, 0, 0], [0, 0, 9, 0], [0, 0, 0, 9]])) == 0.5
+    assert class_swap(torch.tensor([[6, 0, 0], [6, 0, 0], [6, 0, 0]])) == pytest.approx(1 / 3)  # collapse
+    assert class_swap(torch.tensor([[4, 1, 1], [1, 4, 1], [1, 1, 4]])) < 0.3  # scattered errors
+    assert class_swap(torch.zeros(2, 2)) == 0.0
+
+
+def test_profile_measures_the_relabelling_of_a_mirror_flip():
+    g = torch.Generator().manual_seed(0)
+    x = torch.rand(40, 1, 16, 16, generator=g) * 0.2
+    y = torch.arange(40) % 2
+    for i in range(40):  # a bright blob on the side of the class
+        c0 = 2 if y[i] == 0 else 10
+        x[i, :, 6:10, c0 : c0 + 4] = 1.0
+    p = invariance_profile(
+        LeftOrRight(), x, y, ops=["hflip", "vflip"], magnitudes=1, lie=False, progress=False
+    )
+    assert p.clean_accuracy == 1.0
+    assert p.swap["hflip"] == [1.0] and p.accuracy["hflip"] == [0.0]
+    assert p.swap["vflip"] == [0.0] and p.accuracy["vflip"] == [1.0]
+    assert InvarianceProfile.from_dict(json.loads(json.dumps(p.to_dict()))).swap == p.swap

@@ -221,6 +221,31 @@ def test_measured_arrows_a_floor_approached_from_above_still_breaks():
     assert (v.verdict, v.max_safe_magnitude) == ("breaks", 0.0)
 
 
+def test_measured_arrows_a_relabelling_breaks_while_the_search_still_learns():
+    """arrows, default search (10 epochs): hflip's augmented loss, dual variable and relaxation
+    all came down (the model hedged between left and right), so the search says "still
+    learning"; on held-out images the flip sends left to right and right to left (half of the
+    images, one class to another), which a model that is merely not invariant does not do."""
+    profile = make_profile({"hflip": {1.0: 0.845}, "scale": signed(0.5, 0.9, 1.2, 1.6)}, clean_loss=0.319)
+    profile.swap = {"hflip": [0.5], "scale": [0.1] * 8}
+    history, metrics = make_history(
+        {"hflip": [1.11, 1.6, 1.28, 1.34, 1.17, 1.27, 1.12, 1.16, 1.12, 1.08],
+         "scale": [1.9, 1.8, 1.6, 1.4, 1.2, 1.1, 1.0, 0.95, 0.9, 0.85]},
+        lam={"hflip": [0.39, 1.04, 1.23, 1.35, 1.29, 1.3, 1.19, 1.15, 1.1, 1.03],
+             "scale": [0.4, 0.9, 1.1, 1.0, 0.9, 0.8, 0.7, 0.6, 0.5, 0.45]},
+        relax={"hflip": [0.11, 0.36, 0.54, 0.64, 0.66, 0.65, 0.63, 0.6, 0.57, 0.54],
+               "scale": [0.1, 0.3, 0.45, 0.5, 0.45, 0.4, 0.35, 0.3, 0.27, 0.24]},
+        clean=[0.73, 0.14, 0.13, 0.11, 0.09, 0.06, 0.05, 0.04, 0.03, 0.03],
+    )  # fmt: skip
+    v = task_verdicts(profile, history, metrics=metrics)
+    assert v["hflip"].search.status == "learning"
+    assert (v["hflip"].verdict, v["hflip"].max_safe_magnitude) == ("breaks", 0.0)
+    assert "50% of the images relabelled" in v["hflip"].evidence
+    assert v["scale"].verdict == "partial"  # fails too, but scatters its errors
+    profile.swap = None  # a profile from before the relabelling was measured
+    assert task_verdicts(profile, history, metrics=metrics)["hflip"].verdict == "partial"
+
+
 def test_a_loss_close_to_clean_is_met():
     profile = make_profile({"color": signed(0.3, 0.3, 0.3, 0.3)})
     history, metrics = make_history({"color": [1.5, 0.8, 0.3, 0.25]}, clean=[1.5, 0.8, 0.3, 0.24])

@@ -87,6 +87,11 @@ class InvarianceProfile:
         consistency: op -> fraction of images whose predicted class the op leaves unchanged.
         accuracy: op -> accuracy on the transformed images.
         loss: op -> mean cross-entropy on the transformed images.
+        swap: op -> the fraction of images that the op sends, one class to one other class, to
+            the class their own class is most often mistaken for under the op (see
+            :func:`class_swap`): near 1 for a relabelling such as a mirror flip on a task of
+            mirror-image pairs, small for scattered errors or a collapse onto one class; or
+            ``None`` (profiles written before it was measured).
         clean_accuracy, clean_loss: the same on the untransformed images.
         baseline_invariance: op -> invariance of the untrained baseline, or ``None``.
         lie_derivative: generator -> mean over images of ``‖d/dt softmax(f(T_t x))|_{t=0}‖₂``
@@ -112,6 +117,7 @@ class InvarianceProfile:
     lie_derivative: dict[str, float] | None = None
     baseline_lie_derivative: dict[str, float] | None = None
     per_layer: dict[str, dict[str, list[float]]] | None = None
+    swap: dict[str, list[float]] | None = None
     space: str = "symmetry"
     num_images: int = 0
     seed: int = 0
@@ -302,6 +308,37 @@ def _as_float_images(images: Tensor) -> Tensor:
     return images
 
 
+def class_swap(confusion: Tensor) -> float:
+    """How much of a confusion matrix (rows: true class, columns: predicted class) is a
+    one-to-one relabelling: each class's largest off-diagonal cell, taken greedily from the
+    largest down while no two classes are sent to the same one, summed, over the total.
+
+    A label-changing op such as a mirror flip on a task of mirror-image pairs sends every class
+    to its partner (near 1; half the images when it swaps only two classes of four); a model that
+    merely is not invariant scatters its errors or collapses them onto one class (small).
+
+    Examples:
+        >>> class_swap(torch.tensor([[0, 10, 0], [10, 0, 0], [0, 0, 10]]))  # two classes swapped
+        0.6666666666666666
+        >>> class_swap(torch.tensor([[10, 0, 0], [10, 0, 0], [10, 0, 0]]))  # a collapse onto class 0
+        0.3333333333333333
+    """
+    c = confusion.double().clone()
+    total = float(c.sum())
+    if total <= 0:
+        return 0.0
+    c.fill_diagonal_(0)
+    best, target = c.max(dim=1)
+    taken: set[int] = set()
+    moved = 0.0
+    for row in torch.argsort(best, descending=True).tolist():
+        t = int(target[row])
+        if best[row] > 0 and t not in taken:
+            taken.add(t)
+            moved += float(best[row])
+    return moved / total
+
+
 def _as_size(input_size: Size | None) -> tuple[int, int] | None:
     if input_size is None:
         return None
@@ -477,6 +514,7 @@ def invariance_profile(
     cons: dict[str, list[float]] = {}
     acc: dict[str, list[float]] = {}
     loss: dict[str, list[float]] = {}
+    swap: dict[str, list[float]] = {}
     layer_inv: dict[str, dict[str, list[float]]] = {name: {} for name in layers or {}}
     lie_gens = [gname for gname in LIE_GENERATORS if gname in op_names] if lie else []
 
@@ -486,10 +524,12 @@ def invariance_profile(
     with _eval_mode(model, baseline), torch.no_grad(), probe.hooks(), _hooks(base_probe):
         # The clean pass: reference embeddings and predictions, clean accuracy and loss.
         clean_z, clean_pred, base_z = [], [], []
+        num_classes = int(labels.max()) + 1 if n else 1
         clean_loss = clean_correct = 0.0
         for s, e in bounds:
             xb, yb = x_all[s:e].to(device), labels[s:e].to(device)
             z, logits, _ = probe(xb)
+            num_classes = max(num_classes, logits.shape[1])
             clean_z.append(F.normalize(z, dim=1))
             clean_pred.append(logits.argmax(1))
             clean_loss += F.cross_entropy(logits, yb, reduction="sum").item()
@@ -505,6 +545,7 @@ def invariance_profile(
             # Per magnitude: summed distances (same, other) of the model, the baseline and each
             # layer; consistent and correct predictions; summed loss.
             sums = torch.zeros(len(grid), 7, dtype=torch.float64, device=device)
+            confusion = torch.zeros(len(grid), num_classes * num_classes, dtype=torch.int64, device=device)
             layer_sums = {
                 name: torch.zeros(len(grid), 2, dtype=torch.float64, device=device) for name in layer_inv
             }
@@ -522,6 +563,7 @@ def invariance_profile(
                     else:
                         row += [z.new_zeros(()), z.new_zeros(())]
                     pred = logits.argmax(1)
+                    confusion[j] += torch.bincount(yb * num_classes + pred, minlength=num_classes**2)
                     row += [pred == clean_pred[b], pred == yb, F.cross_entropy(logits, yb, reduction="none")]
                     sums[j] += torch.stack([r.double().sum() for r in row])
                     for name, f in feats.items():
@@ -534,6 +576,7 @@ def invariance_profile(
             cons[op_name] = [r[4] / n for r in t]
             acc[op_name] = [r[5] / n for r in t]
             loss[op_name] = [r[6] / n for r in t]
+            swap[op_name] = [class_swap(c.view(num_classes, num_classes)) for c in confusion.cpu()]
             for name, ls in layer_sums.items():
                 layer_inv[name][op_name] = [_relative_invariance(a, c) for a, c in ls.cpu().tolist()]
             bar.update(1)
@@ -555,6 +598,7 @@ def invariance_profile(
         consistency=cons,
         accuracy=acc,
         loss=loss,
+        swap=swap,
         clean_accuracy=clean_correct / n,
         clean_loss=clean_loss / n,
         baseline_invariance=base_inv if baseline is not None else None,
@@ -882,6 +926,7 @@ def plot_profile(profile: InvarianceProfile, out_png: str | Path) -> Path:
 __all__ = [
     "LIE_GENERATORS",
     "InvarianceProfile",
+    "class_swap",
     "invariance_profile",
     "layer_modules",
     "lie_derivative",

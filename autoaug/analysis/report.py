@@ -287,7 +287,8 @@ def render_markdown(report: Mapping[str, Any]) -> str:
         "model is not invariant to it yet.",
         "- **breaks**: the op changes what the model predicts even at its smallest magnitude"
         + (
-            ", and the search's augmented loss kept a floor that training did not lower: it changes the label."
+            ", and either the search's augmented loss kept a floor that training did not lower or the op "
+            "sends the images of a class, one class to one other, to another class: it changes the label."
             if s
             else "."
         ),

@@ -27,11 +27,16 @@ profile                               search                   verdict, max safe
 every magnitude safe                  anything                 ``symmetry``, 1
 safe up to m, fails above             anything                 ``partial``, m
 fails at its smallest magnitude       floor, or no search      ``breaks``, 0
+fails there, relabelling one-to-one   learning, or met         ``breaks``, 0
 fails at its smallest magnitude       learning, or met         ``partial``, 0
 ====================================  =======================  ===========================
 
-The last row is a model that is not yet invariant to an op the search did not find
-label-changing: "do not use it with this model", not "it changes the label". Magnitudes at which
+A *relabelling* is an op that sends the images of a class, consistently, to one other class
+(:data:`SWAP_MIN`; :func:`~autoaug.analysis.invariance.class_swap`): what a label-changing op
+does to a model that learned the task, whatever the search's losses did (a search can keep
+lowering a label-changing op's augmented loss by making the model hedge between the classes
+the op swaps). The last row is a model that is not yet invariant to an op the search did not
+find label-changing: "do not use it with this model", not "it changes the label". Magnitudes at which
 an op leaves every image unchanged (``rotate90`` below half a quarter turn rounds to no turn,
 ``identity``) count as neither safe nor unsafe; an op that never changes anything is a symmetry.
 Without a search, ``breaks`` means only that this model's predictions do not survive the op.
@@ -106,6 +111,14 @@ gets a warning: an op can look safe because the model never learned the distinct
 destroys. Measured: a search of 8 epochs on 1,500 glyphs reached 64% (it told the shapes apart
 but not their handedness) and was as invariant to mirror flips as to rotations (loss gap 0.18
 under a threshold of 0.77); a 3-epoch search on 512 glyphs, at 16%, called every op a symmetry."""
+
+SWAP_MIN = 0.3
+"""An op that fails at its smallest magnitude *relabels* when at least this fraction of the
+images goes, one class to one other class, where the op sends their class
+(:func:`~autoaug.analysis.invariance.class_swap`). Measured (default arrows search, 500 test
+images): hflip and vflip swap two of the four directions (0.5 of the images), a quarter turn
+all four (1.0), while their augmented losses were still falling; ops that only push a model
+off its training distribution scatter its errors or collapse them onto one class."""
 
 SEARCH_EXCESS = 0.1
 """A search sees a floor only when the op's augmented loss in the last epoch is at least this
@@ -673,11 +686,13 @@ def task_verdicts(
             verdict: Verdict = "symmetry"
         elif sm.status == "partial":
             verdict = "partial"
-        elif ev is None or ev.status in ("floor", "unknown"):
+        elif ev is None or ev.status in ("floor", "unknown") or relabels(profile, sm, op):
             verdict = "breaks"
         else:
             verdict = "partial"
         parts = [sm.margin()]
+        if verdict == "breaks" and relabels(profile, sm, op):  # how far past SWAP_MIN
+            parts.append(_clip(1.0 - 0.5 * SWAP_MIN / max(swap_at_failure(profile, sm, op) or 0.0, SWAP_MIN)))
         agree = None if ev is None else ev.agreement(breaks=verdict == "breaks")
         if agree is not None:
             parts.append(agree)
@@ -692,7 +707,7 @@ def task_verdicts(
             verdict=verdict,
             max_safe_magnitude=sm.max_safe,
             score=round(sum(parts) / len(parts), 4),
-            evidence=_evidence_line(verdict, sm, ev),
+            evidence=_evidence_line(verdict, sm, ev, swap_at_failure(profile, sm, op)),
             profile=sm,
             search=ev,
             invariance=sum(inv) / len(inv) if inv else None,
@@ -700,6 +715,26 @@ def task_verdicts(
             lie_derivative=lie,
         )
     return out
+
+
+def swap_at_failure(profile: InvarianceProfile, sm: SafeMagnitude, op: str) -> float | None:
+    """The largest :func:`~autoaug.analysis.invariance.class_swap` of ``op`` at the first
+    failing magnitude (either sign), or ``None`` (no failure, or a profile without it)."""
+    if sm.first_fail is None or not profile.swap or op not in profile.swap:
+        return None
+    vals = [
+        v
+        for m, v in zip(profile.op_magnitudes[op], profile.swap[op])
+        if round(abs(m), 9) == round(sm.first_fail, 9) and math.isfinite(v)
+    ]
+    return max(vals) if vals else None
+
+
+def relabels(profile: InvarianceProfile, sm: SafeMagnitude, op: str) -> bool:
+    """Whether ``op`` fails at its smallest magnitude by sending classes one-to-one to other
+    classes (:data:`SWAP_MIN`)."""
+    swap = swap_at_failure(profile, sm, op)
+    return sm.status == "fails" and swap is not None and swap >= SWAP_MIN
 
 
 _STATUS_WORDS = {"floor": "a floor", "learning": "still learning", "met": "met", "unknown": "no statistics"}
@@ -719,7 +754,9 @@ def _n(x: float | None) -> str:
     return f"{x:.3f}" if abs(x) >= 5e-4 else "0.000"
 
 
-def _evidence_line(verdict: Verdict, sm: SafeMagnitude, ev: SearchEvidence | None) -> str:
+def _evidence_line(
+    verdict: Verdict, sm: SafeMagnitude, ev: SearchEvidence | None, swap: float | None = None
+) -> str:
     t = sm.threshold
     if all(sm.vacuous):
         prof = "leaves these images unchanged"
@@ -732,6 +769,8 @@ def _evidence_line(verdict: Verdict, sm: SafeMagnitude, ev: SearchEvidence | Non
         acc = sm.accuracies[sm.magnitudes.index(sm.first_fail)] if sm.first_fail is not None else math.nan
         at = f" at m={sm.first_fail:g}" if len(sm.magnitudes) > 1 else ""
         prof = f"loss gap {_n(sm.fail_gap)}{at} > {_n(t)}, accuracy {acc:.0%}"
+        if swap is not None and swap >= SWAP_MIN:
+            prof += f", {swap:.0%} of the images relabelled one class to another"
     if ev is None:
         return prof
     srch = f"search: {_STATUS_WORDS[ev.status]}"
