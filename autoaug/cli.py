@@ -245,16 +245,25 @@ def cmd_show(args: argparse.Namespace) -> None:
     print(describe(policy))
     run = Path(args.policy)
     is_run = run.is_dir() and (run / "history.json").is_file()
+    bilevel = False
     if is_run:
         import json
 
-        epochs = json.loads((run / "history.json").read_text())["epochs"]
-        print(f"\nsearch run: {len(epochs)} epochs; last acceptance rate {epochs[-1]['acceptance']:.2f}")
+        history = json.loads((run / "history.json").read_text())
+        epochs, bilevel = history["epochs"], history.get("method") == "bilevel"
+        if bilevel:
+            print(f"\nsearch run (bilevel, {history.get('mode')} mode): {len(epochs)} epochs; "
+                  f"last dual variable {epochs[-1]['lambda']:.3f}")  # fmt: skip
+        else:
+            print(f"\nsearch run: {len(epochs)} epochs; last acceptance rate {epochs[-1]['acceptance']:.2f}")
     if args.plot:
         print(f"plot written to {plot_policy(policy, Path(args.plot))}")
         if is_run:
+            from autoaug.search import bilevel as bilevel_search
+
             hist_png = Path(args.plot).with_name(Path(args.plot).stem + "_history.png")
-            print(f"history plot written to {plot_history(run, hist_png)}")
+            draw = bilevel_search.plot_history if bilevel else plot_history
+            print(f"history plot written to {draw(run, hist_png)}")
 
 
 def cmd_apply(args: argparse.Namespace) -> None:
@@ -466,7 +475,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--method",
         default="mcmc",
         help="mcmc (default); optuna (TPE over policies, a short training per trial; workers that "
-        "name the same --storage URL and --study-name share one study)",
+        "name the same --storage URL and --study-name share one study); bilevel (differentiable policy "
+        "by hypergradient: --mode search on a proxy, or --mode online with the model)",
     )
     p.add_argument("--config", metavar="YAML", help="settings file (configs/*.yaml); flags override it")
     p.add_argument("--resume", action="store_true", help="continue a killed search from OUT/checkpoint.pt")

@@ -2,7 +2,8 @@
 
 Methods are fixed policies (``none``, ``randaugment``, ``trivialaugment``, ``autoaugment``, any
 policy file) trained with ``autoaug train``, and searchers (``mcmc``) that train the model
-while they search (the accuracy reported is that model's). Each run writes into
+while they search (the accuracy reported is that model's; ``bilevel`` searches a policy on a
+proxy with ``--mode search``, then trains the model with it, and its time counts both). Each run writes into
 ``OUT/runs/<method>_s<seed>/``; finished runs are reused, so an interrupted benchmark picks up
 where it stopped. Writes ``OUT/results.json`` and ``OUT/results.md`` (mean ± std over seeds,
 and training throughput relative to ``none``).
@@ -52,7 +53,15 @@ def run_one(method: str, seed: int, args: argparse.Namespace, out: Path) -> list
                   progress=not args.quiet, test_every=args.test_every)  # fmt: skip
     resume = (run / "checkpoint.pt").is_file()
     t0 = time.perf_counter()
-    if method in SEARCHERS:
+    if method == "bilevel":  # search a policy on the proxy (--mode search), then train the model with it
+        search = run / "search"
+        cfg = SearchConfig(method=method, mode="search", space=args.space, **{**common, "out": str(search)})
+        if args.epsilon is not None:
+            cfg.epsilon = args.epsilon
+        if not (search / "model.pt").is_file():  # a finished search is reused
+            get_searcher(method)(cfg).run(resume=(search / "checkpoint.pt").is_file())
+        Trainer(TrainConfig(policy=str(search / "policy.json"), **common)).fit(resume=resume)
+    elif method in SEARCHERS:
         cfg = SearchConfig(method=method, space=args.space, **common)
         if args.epsilon is not None:
             cfg.epsilon = args.epsilon
@@ -79,7 +88,9 @@ def main() -> None:
     ap.add_argument("--space", default="standard", help="search space for searchers (default: standard)")
     ap.add_argument("--epsilon", type=float, default=None, help="MCMC margin (default: the searcher's)")
     ap.add_argument("--constraint", default=None, help="MCMC constraint: single or per_op")
-    ap.add_argument("--test-every", type=int, default=5, help="test-set evaluation every k epochs (and the last)")
+    ap.add_argument(
+        "--test-every", type=int, default=5, help="test-set evaluation every k epochs (and the last)"
+    )
     ap.add_argument("--out", default="results/baselines")
     ap.add_argument("--quiet", action="store_true")
     args = ap.parse_args()
@@ -94,8 +105,14 @@ def main() -> None:
             rows = run_one(method, seed, args, out)
             last = rows[-1]
             speed = statistics.mean(r["images_per_s"] for r in rows)
+            seconds = sum(r["seconds"] for r in rows)
+            search = out / "runs" / f"{method}_s{seed}" / "search" / "metrics.jsonl"
+            if method == "bilevel" and search.is_file():  # the search's epochs count too
+                seconds += sum(
+                    json.loads(line)["seconds"] for line in search.read_text().splitlines() if line.strip()
+                )
             per_seed.append({"seed": seed, "test_acc": last["test_acc"], "val_acc": last.get("val_acc"),
-                             "images_per_s": speed, "seconds": sum(r["seconds"] for r in rows)})  # fmt: skip
+                             "images_per_s": speed, "seconds": seconds})  # fmt: skip
         accs = [r["test_acc"] for r in per_seed]
         results[method] = {
             "runs": per_seed,
@@ -105,11 +122,15 @@ def main() -> None:
             "seconds_per_run": statistics.mean(r["seconds"] for r in per_seed),
         }
         if method in SEARCHERS:
-            policy_path = out / "runs" / f"{method}_s{seeds[0]}" / "policy.json"
+            policy_path = (
+                out
+                / "runs"
+                / f"{method}_s{seeds[0]}"
+                / ("search/policy.json" if method == "bilevel" else "policy.json")
+            )
             if policy_path.is_file():
                 results[method]["policy"] = str(policy_path)
 
-    base = results.get("none", {}).get("images_per_s")
     machine = (f"{platform.machine()}, {torch.get_num_threads()} threads, torch {torch.__version__}, "
                + (torch.cuda.get_device_name() if torch.cuda.is_available() else "no GPU"))  # fmt: skip
     summary = {
@@ -122,6 +143,19 @@ def main() -> None:
         "command": "python " + " ".join(sys.argv),
         "methods": results,
     }
+    # Methods of an earlier results.json with the same setting and seeds that were not run now keep their rows.
+    earlier = json.loads((out / "results.json").read_text()) if (out / "results.json").is_file() else {}
+    if earlier.get("setting") == summary["setting"] and earlier.get("seeds") == seeds:
+        kept = [m for m in earlier.get("methods", {}) if m not in results]
+        results = {**earlier["methods"], **results}
+        summary["methods"] = results
+        if kept:
+            summary["kept"] = {
+                "methods": kept,
+                "machine": earlier.get("machine"),
+                "command": earlier.get("command"),
+            }
+    base = results.get("none", {}).get("images_per_s")
     out.mkdir(parents=True, exist_ok=True)
     (out / "results.json").write_text(json.dumps(summary, indent=2))
     lines = [
@@ -136,6 +170,9 @@ def main() -> None:
         ratio = f"{r['images_per_s'] / base:.2f}" if base else "-"
         lines.append(f"| {method} | {r['test_acc_mean']:.4f} ± {r['test_acc_std']:.4f} | {per} | "
                      f"{r['images_per_s']:,.0f} | {ratio} |")  # fmt: skip
+    if "kept" in summary:
+        k = summary["kept"]
+        lines += ["", f"Rows kept from an earlier run ({', '.join(k['methods'])}): {k['machine']}."]
     table = "\n".join(lines)
     (out / "results.md").write_text(table + "\n")
     print(table)

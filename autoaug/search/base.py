@@ -49,6 +49,19 @@ class SearchConfig(TrainConfig):
     storage: str | None = None  # an Optuna storage URL (postgresql://...); default sqlite:///OUT/study.db
     study_name: str | None = None  # the study to create, join or resume; default autoaug-DATASET-SPACE
     heartbeat: int = 10  # seconds between a running trial's heartbeats; silent for 2x that = failed
+    # bilevel (differentiable, hypergradient: Faster AutoAugment, DADA; autoaug/search/bilevel.py)
+    mode: str = "search"  # "search": learn a policy on a proxy and write it; "online": model and policy together
+    stages: int = 2  # ops applied one after the other
+    temperature: float = 0.5  # of the Gumbel-softmax and the relaxed Bernoulli
+    relaxation: str = "hard"  # "hard": one op per image, straight-through; "soft": every op, mixed (K x cost)
+    unroll: str = "second_order"  # hypergradient through the inner step; "first_order": finite differences
+    policy_lr: float = 0.03  # Adam on the policy's logits
+    policy_every: int = 2  # a policy update every k model steps
+    proxy_data: float = 0.5  # search mode: the proxy trains on this fraction of the training images
+    proxy_epochs: float = 0.3  # search mode: and for this fraction of `epochs`
+    init_prob: float = 0.5
+    init_magnitude: float = 0.3
+    probe_size: int = 128  # training images on which each op's loss is measured per epoch
     out: str = "runs/search"
 
 
@@ -88,7 +101,7 @@ def get_searcher(method: str) -> type[Searcher]:
     Raises:
         ValueError: an unknown method, listing the known ones.
     """
-    from autoaug.search import mcmc, optuna  # noqa: F401  (register themselves)
+    from autoaug.search import bilevel, mcmc, optuna  # noqa: F401  (register themselves)
 
     if method not in _SEARCHERS:
         raise ValueError(f"unknown search method {method!r}; known: {', '.join(sorted(_SEARCHERS))}")
