@@ -272,7 +272,7 @@ def test_search_writes_outputs_and_show_reads_them(tiny_glyphs, tmp_path, capsys
 def test_two_workers_share_one_study(tiny_glyphs, postgres_url, tmp_path):
     name = "two_workers"
     procs = [_worker(tiny_glyphs, tmp_path / f"w{i}", postgres_url, name, "--n-trials", "6",
-                     "--trial-epochs", "1", "--pruner", "none") for i in range(2)]  # fmt: skip
+                     "--trial-epochs", "3", "--pruner", "none") for i in range(2)]  # fmt: skip
     outputs = [p.communicate(timeout=300)[0] for p in procs]
     assert [p.returncode for p in procs] == [0, 0], outputs
     study = _load(name, postgres_url)

@@ -43,6 +43,7 @@ import json
 import math
 import os
 import socket
+import tempfile
 import time
 import uuid
 import warnings
@@ -441,6 +442,7 @@ class OptunaSearcher(Searcher):
                 time.sleep(poll)
                 continue
             study.optimize(self.objective, n_trials=1, catch=(BudgetFull, TrainingDiverged))
+            self.write_outputs(study)  # after every trial: a killed search leaves its best policy so far
             if self.diverged >= 3:
                 raise TrainingDiverged("three trials in a row diverged (NaN loss); try a lower --lr")
 
@@ -494,10 +496,13 @@ class OptunaSearcher(Searcher):
                 fig = ax.figure
                 fig.set_size_inches(9, 6 if name.startswith("optimization") else 8)
                 fig.tight_layout()
-                tmp = self.out / f".{name}.tmp.png"
+                fd, tmp = tempfile.mkstemp(
+                    dir=self.out, prefix=f".{name}.", suffix=".png"
+                )  # workers may share OUT
+                os.close(fd)
                 fig.savefig(tmp, dpi=100)
                 plt.close(fig)
-                tmp.replace(self.out / name)
+                os.replace(tmp, self.out / name)
                 written.append(self.out / name)
         return written
 
