@@ -50,7 +50,7 @@ class SearchConfig(TrainConfig):
     study_name: str | None = None  # the study to create, join or resume; default autoaug-DATASET-SPACE
     heartbeat: int = 10  # seconds between a running trial's heartbeats; silent for 2x that = failed
     # bilevel (differentiable, hypergradient: Faster AutoAugment, DADA; autoaug/search/bilevel.py)
-    mode: str = "search"  # "search": learn a policy on a proxy and write it; "online": model and policy together
+    mode: str = "search"  # "search": a policy learned on a proxy; "online": the model and the policy together
     stages: int = 2  # ops applied one after the other
     temperature: float = 0.5  # of the Gumbel-softmax and the relaxed Bernoulli
     relaxation: str = "hard"  # "hard": one op per image, straight-through; "soft": every op, mixed (K x cost)
