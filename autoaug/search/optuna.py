@@ -51,6 +51,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import optuna
 import torch
 import yaml
@@ -168,7 +169,9 @@ class TrialSeededTPE(optuna.samplers.BaseSampler):
 
     def _for(self, trial: FrozenTrial) -> optuna.samplers.TPESampler:
         if trial.number not in self._tpe:
-            seed = (self.seed * 1_000_003 + trial.number) % 2**32
+            # SeedSequence mixes (seed, number) into unrelated streams; consecutive integer
+            # seeds of numpy's Mersenne Twister start with visibly similar draws.
+            seed = int(np.random.SeedSequence([self.seed, trial.number]).generate_state(1)[0])
             self._tpe[trial.number] = optuna.samplers.TPESampler(seed=seed, **self.tpe_kwargs)
         return self._tpe[trial.number]
 
