@@ -32,6 +32,7 @@ from autoaug.search.optuna import (
     TrialSeededTPE,
     best_so_far,
     claim_budget,
+    identity_params,
     policy_from_params,
     public_url,
     suggest_params,
@@ -200,6 +201,19 @@ def test_sampler_is_seeded_per_trial_number():
     assert first == proposals(0)
     assert first != proposals(1)
     assert len({json.dumps(p, sort_keys=True) for p in first}) == 4
+
+
+@pytest.mark.parametrize("optuna_space", ["policy", "randaugment"])
+def test_first_trial_is_no_augmentation(optuna_space):
+    anchor = identity_params(optuna_space, "standard")
+    study = optuna.create_study(sampler=TrialSeededTPE(0, first=anchor), direction="maximize")
+    for _ in range(2):
+        trial = study.ask()
+        suggest_params(trial, optuna_space, "standard")
+        study.tell(trial, 0.5)
+    assert study.trials[0].params == anchor and study.trials[1].params != anchor
+    x = torch.rand(4, 3, 16, 16)
+    assert torch.equal(policy_from_params(anchor, optuna_space, "standard").apply(x), x)
 
 
 def test_budget_counts_finished_and_earlier_running_trials(tmp_path):

@@ -3,7 +3,8 @@
 Optuna's TPE sampler (Bergstra et al., NeurIPS 2011) proposes policy parameters; each trial
 trains a short proxy model with that policy as a fixed augmentation and reports validation
 accuracy after every epoch, so a pruner (median, or Hyperband: Li et al., JMLR 2018) stops
-bad trials early. The best trial's policy is the result. Two search spaces:
+bad trials early. Trial 0 is no augmentation, so the result is never worse than that on the
+proxy. The best trial's policy is the result. Two search spaces:
 
 * ``policy``: a weight and a magnitude per op of ``config.space`` and how many ops an image
   gets in a row (1-3): the shape of an AutoAugment policy, one magnitude per op.
@@ -150,6 +151,31 @@ def policy_from_params(
     return Policy([list(entries) for _ in range(n_ops)], space=space, interpolation=interpolation, name=name)
 
 
+def identity_params(optuna_space: str, space: str) -> dict[str, Any]:
+    """The point of a space that is no augmentation: the search's first trial, so that its
+    result is never worse than training without augmentation (on the proxy).
+
+    Example:
+        >>> policy_from_params(identity_params("randaugment", "standard"), "randaugment", "standard").stages
+        []
+    """
+    ops = get_space(space).ops
+    if optuna_space == "policy":
+        params: dict[str, Any] = {"n_ops": 1}
+        for name in ops:
+            params[f"weight:{name}"] = 1.0 if name == "identity" else 0.0
+            if get_op(name).has_magnitude:
+                params[f"magnitude:{name}"] = 0.0
+        if "identity" not in ops:
+            raise ValueError(
+                f"space {space!r} has no identity op: the policy space cannot express no augmentation"
+            )
+        return params
+    if optuna_space == "randaugment":
+        return {"n_ops": 0, "magnitude": 0} | {f"use:{name}": False for name in ops}
+    raise ValueError(f"unknown optuna space {optuna_space!r}; known: {', '.join(OPTUNA_SPACES)}")
+
+
 # --------------------------------------------------------------- sampler, pruner, storage
 
 
@@ -159,20 +185,27 @@ class TrialSeededTPE(optuna.samplers.BaseSampler):
     A trial's number is unique in a study, so workers that share a study and a seed do not
     propose the same random trials, and one worker reproduces its trials from the seed.
     Each trial gets a fresh :class:`optuna.samplers.TPESampler` (TPE keeps no state between
-    trials besides its generator; the history comes from the study).
+    trials besides its generator; the history comes from the study). ``first`` fixes trial 0's
+    parameters (the searcher's anchor: no augmentation).
     """
 
-    def __init__(self, seed: int, **tpe_kwargs: Any):
+    def __init__(self, seed: int, first: dict[str, Any] | None = None, **tpe_kwargs: Any):
         self.seed = seed
+        self.first = first
         self.tpe_kwargs = tpe_kwargs
-        self._tpe: dict[int, optuna.samplers.TPESampler] = {}
+        self._tpe: dict[int, optuna.samplers.BaseSampler] = {}
 
-    def _for(self, trial: FrozenTrial) -> optuna.samplers.TPESampler:
+    def _for(self, trial: FrozenTrial) -> optuna.samplers.BaseSampler:
         if trial.number not in self._tpe:
             # SeedSequence mixes (seed, number) into unrelated streams; consecutive integer
             # seeds of numpy's Mersenne Twister start with visibly similar draws.
             seed = int(np.random.SeedSequence([self.seed, trial.number]).generate_state(1)[0])
-            self._tpe[trial.number] = optuna.samplers.TPESampler(seed=seed, **self.tpe_kwargs)
+            sampler: optuna.samplers.BaseSampler = optuna.samplers.TPESampler(seed=seed, **self.tpe_kwargs)
+            if trial.number == 0 and self.first:
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                    sampler = optuna.samplers.PartialFixedSampler(self.first, sampler)
+            self._tpe[trial.number] = sampler
         return self._tpe[trial.number]
 
     def infer_relative_search_space(
@@ -367,12 +400,13 @@ class OptunaSearcher(Searcher):
 
     def open_study(self) -> optuna.Study:
         """Create the study, or join it if it exists (checking that its settings match)."""
+        cfg = self.config
         self.out.mkdir(parents=True, exist_ok=True)
         storage = make_storage(self.url, self.config.heartbeat)
         study = optuna.create_study(
             storage=storage,
             study_name=self.study_name,
-            sampler=TrialSeededTPE(self.config.seed),
+            sampler=TrialSeededTPE(self.config.seed, first=identity_params(cfg.optuna_space, cfg.space)),
             pruner=make_pruner(self.config.pruner, self.config.trial_epochs),
             direction="maximize",
             load_if_exists=True,
@@ -595,6 +629,7 @@ __all__ = [
     "TrialSeededTPE",
     "best_so_far",
     "claim_budget",
+    "identity_params",
     "make_pruner",
     "make_storage",
     "policy_from_params",
