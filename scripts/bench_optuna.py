@@ -210,6 +210,7 @@ def write_report(result: dict, out_json: Path, out_md: Path) -> None:
         f"10,000 test images. Written by `scripts/bench_optuna.py`.",
         "",
     ]
+    lines += [*result.get("notes", []), ""] if result.get("notes") else []
     if s:
         lines += _search_lines(s)
     if ref:
@@ -258,7 +259,9 @@ def main() -> None:
                     "machine": f"{os.cpu_count()} CPU cores, no GPU, torch threads: default for the search"}  # fmt: skip
     previous = REPO / "results" / "optuna.json"
     if previous.is_file():
-        result.update({k: v for k, v in json.loads(previous.read_text()).items() if k in args.skip})
+        result.update(
+            {k: v for k, v in json.loads(previous.read_text()).items() if k in args.skip or k == "notes"}
+        )
     report = (result, REPO / "results" / "optuna.json", REPO / "results" / "optuna.md")
     # The short parts first; the report is rewritten after each part.
     if "workers" not in args.skip:
