@@ -393,10 +393,14 @@ def cmd_search(args: argparse.Namespace) -> None:
     )
     rejected = s.get("rejected") or []
     if rejected:
-        print("ops the task seems to reject (constraint not met): "
+        print("ops the task seems to reject (constraint not met, loss not falling): "
               + ", ".join(f"{name} ({how:.2f})" for name, how in rejected))  # fmt: skip
     else:
         print("no op seems to break the task")
+    unsure = [(name, how) for name, how in s.get("left_out") or [] if name not in dict(rejected)]
+    if unsure:
+        print("also left out of the policy (constraint not met, loss still falling: a break or a slow "
+              "symmetry; `autoaug analyze` tells): " + ", ".join(f"{n} ({h:.2f})" for n, h in unsure))  # fmt: skip
     print(
         f"files in {result.out}: policy.json (the learned policy), history.json (per-epoch sampler "
         "statistics), metrics.jsonl, model.pt, config.yaml"

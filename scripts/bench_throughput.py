@@ -1,22 +1,27 @@
-"""Throughput of applying a policy: autoaug's batched ``Policy.apply`` against the exported
-torchvision transform applied image by image, on the same images, in one run.
+"""Throughput of applying a policy, in images/s: autoaug's batched ``Policy.apply`` against
+the exported torchvision transform and kornia's own TrivialAugment, on the same images, at
+each size of ``--sizes``, in one run.
 
-Paths measured (images/s, median of ``--repeats`` timed runs after a warm-up):
+Paths measured (median of ``--repeats`` rounds after a warm-up, paths timed in rotation):
 
-* ``policy.apply`` on CPU, one call on the whole batch (and on CUDA when there is a GPU);
-* the torchvision export, image by image in a Python loop (what a ``Dataset.__getitem__`` does);
-* kornia's own ``kornia.augmentation.auto.TrivialAugment`` on the batch, for reference.
+* ``Policy.apply`` on CPU, one call on the whole batch (one op per image, grouped by op), and
+  on CUDA when there is a GPU;
+* the torchvision export in a ``DataLoader`` with one worker per core (how a training script
+  uses it: a ``Dataset`` whose ``__getitem__`` applies the transform to one uint8 image);
+* the torchvision export image by image in the main process (no workers);
+* ``kornia.augmentation.auto.TrivialAugment`` on the batch, for reference.
 
-Writes JSON and a Markdown table. An absolute rate means something only on a fixed machine;
-the ratio between paths measured in one run is what to compare.
+Writes JSON and a Markdown table. An absolute rate means something only on a fixed machine
+(and on a GPU); the ratios between paths measured in one run are what to compare.
 
-Run: python scripts/bench_throughput.py [--policy trivialaugment] [--batch 256] [--size 32]
+Run: python scripts/bench_throughput.py [--policy trivialaugment] [--batch 256] [--sizes 32,224]
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import statistics
 import time
@@ -46,33 +51,37 @@ def _time_interleaved(fns: list, repeats: int) -> list[float]:
     return [statistics.median(t) for t in times]
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--policy", default="trivialaugment")
-    ap.add_argument("--batch", type=int, default=256)
-    ap.add_argument("--size", type=int, default=32)
-    ap.add_argument("--repeats", type=int, default=5)
-    ap.add_argument("--out", default="results/throughput.json")
-    args = ap.parse_args()
+class _Images(torch.utils.data.Dataset):
+    """uint8 images, each passed through a transform in ``__getitem__``."""
 
-    torch.manual_seed(0)
-    policy = load_policy(args.policy)
-    x = torch.rand(args.batch, 3, args.size, args.size)
+    def __init__(self, images: torch.Tensor, transform):
+        self.images, self.transform = images, transform
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def __getitem__(self, i: int):
+        return self.transform(self.images[i])
+
+
+def _paths(policy, batch: int, size: int, workers: int) -> list[tuple[str, str, object]]:
+    x = torch.rand(batch, 3, size, size)
+    x8 = (x * 255).to(torch.uint8)
     g = torch.Generator().manual_seed(0)
-    rows = []
-
-    def add(path: str, device: str, seconds: float) -> None:
-        rows.append(
-            {"path": path, "device": device, "seconds": seconds, "images_per_s": args.batch / seconds}
-        )
-
     paths = [("Policy.apply (batched)", "cpu", lambda: policy.apply(x, generator=g))]
     if torch.cuda.is_available():
         xc = x.cuda()
         gc = torch.Generator(device="cuda").manual_seed(0)
         paths.append(("Policy.apply (batched)", "cuda", lambda: policy.apply(xc, generator=gc)))
-    tv = to_torchvision(policy, image_size=(args.size, args.size))
-    paths.append(("torchvision export, per image", "cpu", lambda: [tv(img) for img in x]))
+    tv = to_torchvision(policy, image_size=(size, size))
+    if workers > 0:
+        loader = torch.utils.data.DataLoader(
+            _Images(x8, tv), batch_size=batch, num_workers=workers, persistent_workers=True
+        )
+        paths.append(
+            (f"torchvision export, DataLoader ({workers} workers)", "cpu", lambda: next(iter(loader)))
+        )
+    paths.append(("torchvision export, per image", "cpu", lambda: [tv(img) for img in x8]))
     try:
         from kornia.augmentation.auto import TrivialAugment
 
@@ -80,33 +89,58 @@ def main() -> None:
         paths.append(("kornia TrivialAugment (batched)", "cpu", lambda: kta(x)))
     except Exception as e:  # kornia's auto-augment API differs between versions
         print(f"kornia TrivialAugment not measured: {e}")
-    for (name, device, _), seconds in zip(paths, _time_interleaved([p[2] for p in paths], args.repeats)):
-        add(name, device, seconds)
+    return paths
 
-    base = next(r for r in rows if r["path"].startswith("torchvision"))["images_per_s"]
-    for r in rows:
-        r["vs_torchvision_per_image"] = r["images_per_s"] / base
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--policy", default="trivialaugment")
+    ap.add_argument("--batch", type=int, default=256)
+    ap.add_argument("--sizes", default="32,224", help="image sizes, comma-separated (default 32,224)")
+    ap.add_argument(
+        "--workers", type=int, default=os.cpu_count() or 1, help="DataLoader workers (default: cores)"
+    )
+    ap.add_argument("--repeats", type=int, default=5)
+    ap.add_argument("--out", default="results/throughput.json")
+    args = ap.parse_args()
+
+    torch.manual_seed(0)
+    policy = load_policy(args.policy)
+    rows = []
+    for size in [int(v) for v in args.sizes.split(",")]:
+        paths = _paths(policy, args.batch, size, args.workers)
+        seconds = _time_interleaved([p[2] for p in paths], args.repeats)
+        block = [{"size": size, "path": name, "device": device, "seconds": t, "images_per_s": args.batch / t}
+                 for (name, device, _), t in zip(paths, seconds)]  # fmt: skip
+        base = next(r for r in block if "DataLoader" in r["path"] or "per image" in r["path"])
+        for r in block:
+            r["vs_torchvision"] = r["images_per_s"] / base["images_per_s"]
+            print(f"{size}px {r['path']} ({r['device']}): {r['images_per_s']:,.0f} images/s")
+        rows += block
+    machine = (
+        f"{platform.machine()}, {os.cpu_count()} cores, {torch.get_num_threads()} threads, torch {torch.__version__}"
+        + (f", {torch.cuda.get_device_name()}" if torch.cuda.is_available() else ", no GPU")
+    )
     result = {
         "policy": args.policy,
         "batch": args.batch,
-        "size": args.size,
-        "threads": torch.get_num_threads(),
-        "machine": f"{platform.machine()}, {torch.get_num_threads()} threads, torch {torch.__version__}"
-        + (f", {torch.cuda.get_device_name()}" if torch.cuda.is_available() else ", no GPU"),
+        "workers": args.workers,
+        "machine": machine,
         "rows": rows,
     }
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=2))
     lines = [
-        f"Policy `{args.policy}`, batch {args.batch}×3×{args.size}×{args.size}; {result['machine']}",
+        f"Policy `{args.policy}`, batches of {args.batch}×3×H×W; {machine}; paths timed in rotation, "
+        f"median of {args.repeats}",
         "",
-        "| path | device | ms per batch | images/s | × torchvision per image |",
-        "|---|---|---|---|---|",
+        "| size | path | device | ms per batch | images/s | × torchvision DataLoader |",
+        "|---|---|---|---|---|---|",
     ]
     for r in rows:
-        lines.append(f"| {r['path']} | {r['device']} | {r['seconds'] * 1000:.1f} | {r['images_per_s']:,.0f} | "
-                     f"{r['vs_torchvision_per_image']:.1f} |")  # fmt: skip
+        lines.append(f"| {r['size']} | {r['path']} | {r['device']} | {r['seconds'] * 1000:.1f} | "
+                     f"{r['images_per_s']:,.0f} | {r['vs_torchvision']:.2f} |")  # fmt: skip
     table = "\n".join(lines)
     out.with_suffix(".md").write_text(table + "\n")
     print(table)
