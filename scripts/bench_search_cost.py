@@ -1,9 +1,18 @@
-"""Cost of a search step against a plain training step: same model, batch, data and device.
+"""Cost of each searcher's training step against a plain training step: same model, batch,
+data and device, in one run.
 
-For each method, the median wall time of a full training step (forward, backward, optimizer)
-over ``--steps`` batches after a warm-up, with the plain step (no augmentation) and the
-fixed-policy step (TrivialAugment) for reference, as ratios to the plain step in one run.
-The MCMC step is measured with its defaults and with longer chains / more augmented copies.
+For each step, the wall time of a full training step (forward, backward, optimizer) on each
+of ``--steps`` batches after a warm-up, with the plain step (no augmentation) and a
+fixed-policy step (TrivialAugment) for reference. Two ratios to the plain step:
+
+* the median of the per-batch ratios (robust to whatever else the machine is doing);
+* the ratio of the summed times, i.e. the cost of an epoch (the batches an epoch is made of;
+  the per-epoch evaluation, the same for every method, left out). It counts the bilevel
+  policy update, which runs every ``policy_every`` steps and which a median would skip.
+
+Steps: mcmc with its defaults and with longer chains / more augmented copies; bilevel (its
+model step plus the hypergradient policy update, second- and first-order); an optuna trial,
+which is plain training with one fixed sampled policy (its search cost is trials × proxy).
 
 An absolute time means something only on a fixed machine (and on a GPU); the ratios are the
 result. The reference MCMC implementation costs about 2.7 plain steps (DESIGN.md).
@@ -24,7 +33,9 @@ import torch
 
 from autoaug.policy import Policy, load_policy
 from autoaug.search import SearchConfig
+from autoaug.search.bilevel import BilevelStep
 from autoaug.search.mcmc import MCMCStep
+from autoaug.search.optuna import policy_from_params, suggest_params
 from autoaug.train import PolicyStep, Trainer
 
 
@@ -55,8 +66,19 @@ def _interleaved_ratios(trainer: Trainer, variants, batches, warmup: int) -> lis
     rows = []
     for (name, _), ts in zip(variants, times):
         ratios = [t / p for t, p in zip(ts, times[0])]
-        rows.append({"step": name, "seconds": statistics.median(ts), "ratio": statistics.median(ratios)})
+        rows.append({"step": name, "seconds": statistics.median(ts), "ratio": statistics.median(ratios),
+                     "epoch_ratio": sum(ts) / sum(times[0])})  # fmt: skip
     return rows
+
+
+def _optuna_trial_policy(space: str, seed: int) -> Policy:
+    """The policy of one trial drawn at random from optuna's ``policy`` space (what a trial
+    trains with, for a whole proxy run)."""
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study = optuna.create_study(direction="maximize", sampler=optuna.samplers.RandomSampler(seed=seed))
+    return policy_from_params(suggest_params(study.ask(), "policy", space), "policy", space)
 
 
 def main() -> None:
@@ -86,6 +108,11 @@ def main() -> None:
     def mcmc(**kw):
         return MCMCStep(SearchConfig(**{**cfg.to_dict(), **kw}))
 
+    def bilevel(**kw):
+        step = BilevelStep(SearchConfig(**{**cfg.to_dict(), "method": "bilevel", **kw}))
+        step.bind(trainer)
+        return step
+
     variants = [
         ("plain (no augmentation)", PolicyStep(Policy.identity())),
         ("trivialaugment policy", PolicyStep(load_policy("trivialaugment"))),
@@ -94,10 +121,15 @@ def main() -> None:
         ("mcmc (n_aug 0.5: half the batch augmented)", mcmc(n_aug=0.5)),
         ("mcmc (chain 2)", mcmc(chain_length=2)),
         ("mcmc (n_aug 2)", mcmc(n_aug=2)),
+        ("bilevel (default: second-order hypergradient every 2 steps)", bilevel()),
+        ("bilevel (first-order hypergradient)", bilevel(unroll="first_order")),
+        ("optuna trial (one sampled policy, fixed)", PolicyStep(_optuna_trial_policy(args.space, 0))),
     ]
     rows = _interleaved_ratios(trainer, variants, batches, args.warmup)
     for r in rows:
-        print(f"{r['step']}: {r['seconds'] * 1000:.1f} ms, {r['ratio']:.2f} x plain")
+        print(
+            f"{r['step']}: {r['seconds'] * 1000:.1f} ms, {r['ratio']:.2f} x plain (epoch {r['epoch_ratio']:.2f})"
+        )
     machine = (f"{platform.machine()}, {torch.get_num_threads()} threads, torch {torch.__version__}, "
                + (torch.cuda.get_device_name() if torch.cuda.is_available() else "no GPU"))  # fmt: skip
     result = {"setting": vars(args), "machine": machine, "rows": rows}
@@ -106,8 +138,10 @@ def main() -> None:
     out.write_text(json.dumps(result, indent=2))
     lines = [f"{args.dataset}, {args.model}, batch {args.batch_size}, space {args.space}; {machine}; "
              f"median over {args.steps} batches, variants interleaved batch by batch", "",
-             "| step | median ms | × plain (median of per-batch ratios) |", "|---|---|---|"]  # fmt: skip
-    lines += [f"| {r['step']} | {r['seconds'] * 1000:.1f} | {r['ratio']:.2f} |" for r in rows]
+             "| step | median ms | × plain (median of per-batch ratios) | × plain per epoch (summed times) |",
+             "|---|---|---|---|"]  # fmt: skip
+    lines += [f"| {r['step']} | {r['seconds'] * 1000:.1f} | {r['ratio']:.2f} | {r['epoch_ratio']:.2f} |"
+              for r in rows]  # fmt: skip
     table = "\n".join(lines)
     out.with_suffix(".md").write_text(table + "\n")
     print(table)
