@@ -193,7 +193,11 @@ def test_torchvision_resnet_through_the_last_linear_hook():
                            progress=False)  # fmt: skip
     assert grabbed[0].shape == (8, 512)  # the resized images went through the whole network
     assert p.invariance["identity"] == [1.0]
-    assert all(-1 <= v < 1 for v in p.invariance["rotate"] + p.invariance["brightness"])
+    assert all(-1 <= v < 1 for v in p.invariance["rotate"])
+    # Untrained, in eval mode, the network is positively homogeneous (no biases before the
+    # head, BatchNorm's running statistics at 0 and 1), so darkening can leave the embedding's
+    # direction unchanged: invariance up to exactly 1.
+    assert all(-1 <= v <= 1 + 1e-6 for v in p.invariance["brightness"])
     assert set(p.lie_derivative) == {"rotate"} and math.isfinite(p.lie_derivative["rotate"])
     # The same embedding through an explicit embed callable.
     embed = nn.Sequential(*list(model.children())[:-1], nn.Flatten())

@@ -283,6 +283,27 @@ def test_search_writes_outputs_and_show_reads_them(tiny_glyphs, tmp_path, capsys
 # -------------------------------------------------------------- workers on PostgreSQL
 
 
+def test_workers_opening_a_new_database_at_once_all_get_the_storage(postgres_url):
+    """Workers started together on an empty database all create its tables at the same moment;
+    PostgreSQL lets one win and the others see a duplicate key. Every worker must open it."""
+    import psycopg2
+
+    conn = psycopg2.connect(postgres_url)
+    conn.autocommit = True
+    with conn.cursor() as cur:
+        cur.execute("CREATE DATABASE race")
+    conn.close()
+    url = postgres_url.rsplit("/", 1)[0] + "/race"
+    start = time.time() + 3  # every process imports first, then they open the storage together
+    code = ("import sys, time; from autoaug.search.optuna import make_storage; "
+            f"time.sleep(max(0.0, {start} - time.time())); make_storage(sys.argv[1], 10); print('opened')")  # fmt: skip
+    procs = [subprocess.Popen([sys.executable, "-c", code, url], cwd=REPO, stdout=subprocess.PIPE,
+                              stderr=subprocess.STDOUT, text=True) for _ in range(4)]  # fmt: skip
+    outputs = [p.communicate(timeout=120)[0] for p in procs]
+    assert [p.returncode for p in procs] == [0] * 4, outputs
+    assert all(out.strip().endswith("opened") for out in outputs), outputs
+
+
 def test_two_workers_share_one_study(tiny_glyphs, postgres_url, tmp_path):
     name = "two_workers"
     procs = [_worker(tiny_glyphs, tmp_path / f"w{i}", postgres_url, name, "--n-trials", "6",

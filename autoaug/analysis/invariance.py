@@ -11,7 +11,7 @@ For each op of a space and each signed magnitude, on a fixed set of images:
   learned from what the architecture gives for free;
 * the Lie derivative ``d/dt f(T_t x)|_{t=0}`` for the continuous geometric generators
   (Gruver, Finzi, Goldblum & Wilson, "The Lie Derivative for Measuring Learned Equivariance",
-  ICLR 2023), by ``torch.func.jvp`` through the differentiable warp.
+  ICLR 2023), by ``torch.func.jvp`` through the model along the warp's image tangent.
 
 Choices, stated once:
 
@@ -23,9 +23,12 @@ Choices, stated once:
   partner's own;
 * the Lie derivative is taken of the softmax probabilities (as Gruver et al.'s end-to-end
   measurement), which keeps trained and untrained models comparable; logits grow with training;
-* the image tangent is the mean of the two one-sided derivatives at ``t = ±eps``: bilinear
-  sampling has a kink at every pixel centre, and at ``t = 0`` exactly, float rounding decides
-  per pixel whether the jvp sees the forward or the backward difference.
+* the image tangent ``d/dt T_t x`` is the central difference ``(T_eps x − T_−eps x) / 2eps``:
+  bilinear sampling is linear in ``t`` on each side of ``t = 0`` and has a kink at every
+  pixel centre, so this is exactly the mean of the two one-sided derivatives (at ``t = 0``
+  itself float rounding decides per pixel which side a derivative sees), and it needs no
+  forward-mode rule for ``grid_sample``, which some torch builds lack; the model's jvp
+  along that tangent is taken at ``T_0 x``.
 
 Example:
     >>> import torch
@@ -62,7 +65,7 @@ from autoaug.spaces import default_range, get_space
 from autoaug.train import read_config
 
 LIE_GENERATORS: tuple[str, ...] = ("translate_x", "translate_y", "rotate", "scale", "shear_x", "shear_y")
-LIE_EPS = 1e-3  # the one-sided offsets at which the Lie derivative's jvp is taken (see the module doc)
+LIE_EPS = 1e-3  # the offsets of the warp's central difference (the image tangent; see the module doc)
 
 Normalize = Callable[[Tensor], Tensor]
 Embed = Callable[[Tensor], Tensor]
@@ -665,12 +668,13 @@ def lie_derivative(
     output: Literal["probs", "logits"] = "probs",
     eps: float = LIE_EPS,
 ) -> Tensor:
-    """``d/dt f(T_t x)`` at ``t = 0`` per image, by ``torch.func.jvp`` through the bilinear warp.
+    """``d/dt f(T_t x)`` at ``t = 0`` per image, by ``torch.func.jvp`` of the model along the
+    tangent of the bilinear warp.
 
-    ``f`` is the softmax of the model's logits (``output="probs"``) or the logits. The
-    derivative is the mean of the jvps at ``t = +eps`` and ``t = −eps``: bilinear sampling is
-    not differentiable at pixel centres, and the two one-sided derivatives average to the
-    central difference of the image. The model runs in eval mode (restored afterwards).
+    ``f`` is the softmax of the model's logits (``output="probs"``) or the logits. The image
+    tangent is the warp's central difference at ``t = ±eps`` (bilinear sampling has a kink at
+    each pixel centre; the central difference is the mean of the two one-sided derivatives).
+    The model runs in eval mode (restored afterwards).
 
     Args:
         model: images (resized, normalized) -> B×K logits.
@@ -678,7 +682,7 @@ def lie_derivative(
         generator: one of :data:`LIE_GENERATORS` (see :func:`lie_generator_matrix` for units).
         normalize, input_size: as in :func:`invariance_profile`.
         output: ``"probs"`` or ``"logits"``.
-        eps: the one-sided offset, in the generator's units.
+        eps: the offset of the central difference, in the generator's units.
 
     Shape:
         images: B×C×H×W; returns B×K.
@@ -697,21 +701,21 @@ def lie_derivative(
     b, _, h, w = x.shape
     lie_generator_matrix(generator, x.new_zeros(()), h, w)  # unknown names fail before any work
 
-    def f(t: Tensor) -> Tensor:
-        moved = warp(x, lie_generator_matrix(generator, t, h, w).expand(b, 2, 3), "bilinear")
+    def moved(t0: float) -> Tensor:
+        t = torch.tensor(t0, dtype=x.dtype, device=x.device)
+        return warp(x, lie_generator_matrix(generator, t, h, w).expand(b, 2, 3), "bilinear")
+
+    def f(image: Tensor) -> Tensor:
         if size is not None and (h, w) != size:
-            moved = F.interpolate(moved, size=size, mode="bilinear", align_corners=False)
+            image = F.interpolate(image, size=size, mode="bilinear", align_corners=False)
         if normalize is not None:
-            moved = normalize(moved)
-        logits = model(moved)
+            image = normalize(image)
+        logits = model(image)
         return logits.softmax(-1) if output == "probs" else logits
 
-    tangents = []
     with _eval_mode(model if isinstance(model, nn.Module) else None), torch.no_grad():
-        for t0 in (eps, -eps):
-            t = torch.tensor(t0, dtype=x.dtype, device=x.device)
-            tangents.append(torch.func.jvp(f, (t,), (torch.ones_like(t),))[1])
-    return (tangents[0] + tangents[1]) / 2
+        tangent = (moved(eps) - moved(-eps)) / (2 * eps)
+        return torch.func.jvp(f, (moved(0.0),), (tangent,))[1]
 
 
 def _mean_lie_norm(

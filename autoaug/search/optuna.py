@@ -43,6 +43,7 @@ import dataclasses
 import json
 import math
 import os
+import random
 import socket
 import tempfile
 import time
@@ -277,6 +278,11 @@ def _with_driver(url: str) -> str:
     return url
 
 
+SCHEMA_ATTEMPTS = 5  # tries at opening a storage whose tables another worker is creating
+# What PostgreSQL (and SQLite) say when two processes create the same tables at once.
+_SCHEMA_RACE = ("duplicate key value", "already exists", "UniqueViolation", "database is locked")
+
+
 def make_storage(url: str, heartbeat: int) -> optuna.storages.RDBStorage:
     """An RDB storage with heartbeats: a trial silent for ``2 × heartbeat`` seconds is failed."""
     if heartbeat < 1:
@@ -287,21 +293,29 @@ def make_storage(url: str, heartbeat: int) -> optuna.storages.RDBStorage:
         print(f"trial {trial.number} ({who}) stopped sending heartbeats: marked failed", flush=True)
 
     engine = {"pool_pre_ping": True} if url.startswith("postgresql") else {}
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-            return optuna.storages.RDBStorage(
-                _with_driver(url),
-                engine_kwargs=engine,
-                heartbeat_interval=heartbeat,
-                grace_period=2 * heartbeat,
-                heartbeat_stale_trial_callback=report,
-            )
-    except (ImportError, ModuleNotFoundError) as e:
-        raise ValueError(f"storage {public_url(url)}: its database driver is missing ({e})") from None
-    except Exception as e:  # SQLAlchemy's connection errors carry the reason in their text
-        reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise ValueError(f"cannot open storage {public_url(url)}: {reason}") from None
+    for attempt in range(SCHEMA_ATTEMPTS):
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                return optuna.storages.RDBStorage(
+                    _with_driver(url),
+                    engine_kwargs=engine,
+                    heartbeat_interval=heartbeat,
+                    grace_period=2 * heartbeat,
+                    heartbeat_stale_trial_callback=report,
+                )
+        except (ImportError, ModuleNotFoundError) as e:
+            raise ValueError(f"storage {public_url(url)}: its database driver is missing ({e})") from None
+        except Exception as e:  # SQLAlchemy's connection errors carry the reason in their text
+            text = str(e)
+            if attempt + 1 < SCHEMA_ATTEMPTS and any(m in text for m in _SCHEMA_RACE):
+                # Another worker is creating the same tables in a new database right now: once it
+                # has, opening the storage finds them.
+                time.sleep(0.2 + random.random() * (attempt + 1))
+                continue
+            reason = text.strip().splitlines()[0] if text.strip() else type(e).__name__
+            raise ValueError(f"cannot open storage {public_url(url)}: {reason}") from None
+    raise AssertionError("unreachable")
 
 
 # ---------------------------------------------------------------------------- the budget
