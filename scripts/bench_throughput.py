@@ -9,7 +9,10 @@ Paths measured (median of ``--repeats`` rounds after a warm-up, paths timed in r
 * the torchvision export in a ``DataLoader`` with one worker per core (how a training script
   uses it: a ``Dataset`` whose ``__getitem__`` applies the transform to one uint8 image);
 * the torchvision export image by image in the main process (no workers);
-* ``kornia.augmentation.auto.TrivialAugment`` on the batch, for reference.
+* ``kornia.augmentation.auto.TrivialAugment`` on the batch, for reference. Note that it draws
+  one op for the whole batch per call (kornia's ``get_forward_sequence`` samples a single
+  sub-policy), where ``Policy.apply`` draws one per image: it runs one kernel per call, not
+  one per op present in the batch, so it is a lower bound on the cost, not the same work.
 
 Writes JSON and a Markdown table. An absolute rate means something only on a fixed machine
 (and on a GPU); the ratios between paths measured in one run are what to compare.
@@ -86,7 +89,7 @@ def _paths(policy, batch: int, size: int, workers: int) -> list[tuple[str, str, 
         from kornia.augmentation.auto import TrivialAugment
 
         kta = TrivialAugment()
-        paths.append(("kornia TrivialAugment (batched)", "cpu", lambda: kta(x)))
+        paths.append(("kornia TrivialAugment (one op per batch)", "cpu", lambda: kta(x)))
     except Exception as e:  # kornia's auto-augment API differs between versions
         print(f"kornia TrivialAugment not measured: {e}")
     return paths
