@@ -150,7 +150,7 @@ def test_bad_input_is_one_line_and_exit_2(run, tmp_path, capsys, args, message):
 @pytest.mark.slow
 @pytest.mark.parametrize("dataset", ["glyphs", "arrows"])
 def test_default_search_agrees_with_the_ground_truth(dataset, tmp_path):
-    """The default search (the searcher's defaults: 6,000 images, 10 epochs, symmetry space), then
+    """The default search (the searcher's defaults: 6,000 images, 8 epochs, symmetry space), then
     ``autoaug analyze``: every op that changes the label is called ``breaks``, and most ops that
     keep it are not. The verdicts never see the ground truth; this test compares afterwards."""
     from autoaug.data import load_dataset
