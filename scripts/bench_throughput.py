@@ -67,29 +67,35 @@ class _Images(torch.utils.data.Dataset):
         return self.transform(self.images[i])
 
 
-def _paths(policy, batch: int, size: int, workers: int) -> list[tuple[str, str, object]]:
+def _paths(policy, batch: int, size: int, workers: int, gpu_batch: int) -> list[tuple[str, str, object, int]]:
+    """(name, device, one call, images per call) of every path measured at ``size``."""
     x = torch.rand(batch, 3, size, size)
     x8 = (x * 255).to(torch.uint8)
     g = torch.Generator().manual_seed(0)
-    paths = [("Policy.apply (batched)", "cpu", lambda: policy.apply(x, generator=g))]
+    paths = [("Policy.apply (batched)", "cpu", lambda: policy.apply(x, generator=g), batch)]
     if torch.cuda.is_available():
         xc = x.cuda()
         gc = torch.Generator(device="cuda").manual_seed(0)
-        paths.append(("Policy.apply (batched)", "cuda", lambda: policy.apply(xc, generator=gc)))
+        paths.append(("Policy.apply (batched)", "cuda", lambda: policy.apply(xc, generator=gc), batch))
+        # A GPU is fed large batches: the same pixels per call as gpu_batch images of 32×32.
+        big = max(batch, gpu_batch * 32 * 32 // (size * size))
+        xb = torch.rand(big, 3, size, size, device="cuda")
+        paths.append((f"Policy.apply (batched, {big} images a call)", "cuda",
+                      lambda: policy.apply(xb, generator=gc), big))  # fmt: skip
     tv = to_torchvision(policy, image_size=(size, size))
     if workers > 0:
         loader = torch.utils.data.DataLoader(
             _Images(x8, tv), batch_size=batch, num_workers=workers, persistent_workers=True
         )
         paths.append(
-            (f"torchvision export, DataLoader ({workers} workers)", "cpu", lambda: next(iter(loader)))
+            (f"torchvision export, DataLoader ({workers} workers)", "cpu", lambda: next(iter(loader)), batch)
         )
-    paths.append(("torchvision export, per image", "cpu", lambda: [tv(img) for img in x8]))
+    paths.append(("torchvision export, per image", "cpu", lambda: [tv(img) for img in x8], batch))
     try:
         from kornia.augmentation.auto import TrivialAugment
 
         kta = TrivialAugment()
-        paths.append(("kornia TrivialAugment (one op per batch)", "cpu", lambda: kta(x)))
+        paths.append(("kornia TrivialAugment (one op per batch)", "cpu", lambda: kta(x), batch))
     except Exception as e:  # kornia's auto-augment API differs between versions
         print(f"kornia TrivialAugment not measured: {e}")
     return paths
@@ -103,6 +109,8 @@ def main() -> None:
     ap.add_argument(
         "--workers", type=int, default=os.cpu_count() or 1, help="DataLoader workers (default: cores)"
     )
+    ap.add_argument("--gpu-batch", type=int, default=65536,
+                    help="images of 32×32 per call on CUDA, scaled down for larger sizes (default 65536)")  # fmt: skip
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--out", default="results/throughput.json")
     args = ap.parse_args()
@@ -111,10 +119,10 @@ def main() -> None:
     policy = load_policy(args.policy)
     rows = []
     for size in [int(v) for v in args.sizes.split(",")]:
-        paths = _paths(policy, args.batch, size, args.workers)
+        paths = _paths(policy, args.batch, size, args.workers, args.gpu_batch)
         seconds = _time_interleaved([p[2] for p in paths], args.repeats)
-        block = [{"size": size, "path": name, "device": device, "seconds": t, "images_per_s": args.batch / t}
-                 for (name, device, _), t in zip(paths, seconds)]  # fmt: skip
+        block = [{"size": size, "path": name, "device": device, "images": n, "seconds": t, "images_per_s": n / t}
+                 for (name, device, _, n), t in zip(paths, seconds)]  # fmt: skip
         base = next(r for r in block if "DataLoader" in r["path"] or "per image" in r["path"])
         for r in block:
             r["vs_torchvision"] = r["images_per_s"] / base["images_per_s"]
@@ -138,7 +146,7 @@ def main() -> None:
         f"Policy `{args.policy}`, batches of {args.batch}×3×H×W; {machine}; paths timed in rotation, "
         f"median of {args.repeats}",
         "",
-        "| size | path | device | ms per batch | images/s | × torchvision DataLoader |",
+        "| size | path | device | ms per call | images/s | × torchvision DataLoader |",
         "|---|---|---|---|---|---|",
     ]
     for r in rows:
