@@ -8,7 +8,7 @@ model's); ``bilevel`` searches a policy on a proxy (``--mode search``) and ``opt
 with its policy, and the time of a run counts both. Each run writes into
 ``OUT/runs/<method>_s<seed>/``; finished runs are reused, so an interrupted benchmark picks up
 where it stopped. Writes ``OUT/results.json`` and ``OUT/results.md`` (mean ± std over seeds,
-wall time per run and training throughput relative to ``none``).
+median wall time per run and training throughput relative to ``none``).
 
 Settings (``--setting``; the other flags override them):
 
@@ -165,7 +165,9 @@ def bench(args: argparse.Namespace, out: Path) -> None:
             "test_acc_mean": statistics.mean(accs),
             "test_acc_std": statistics.stdev(accs) if len(accs) > 1 else 0.0,
             "images_per_s": statistics.mean(r["images_per_s"] for r in per_seed),
-            "seconds_per_run": statistics.mean(r["seconds"] for r in per_seed),
+            "seconds_per_run": statistics.median(
+                r["seconds"] for r in per_seed
+            ),  # robust to one disturbed run
         }
         if method in SEARCHERS:
             policy_path = (
@@ -210,7 +212,7 @@ def bench(args: argparse.Namespace, out: Path) -> None:
         f"{args.dataset}, {args.train_size or 'all'} training images, {args.model}, {args.epochs} epochs, "
         f"seeds {','.join(map(str, seeds))}; {machine}",
         "",
-        "| method | test accuracy (mean ± std) | per seed | wall s per run (search included) | × none "
+        "| method | test accuracy (mean ± std) | per seed | wall s per run (median; search included) | × none "
         "| train images/s | × none |",
         "|---|---|---|---|---|---|---|",
     ]
