@@ -164,7 +164,7 @@ def bench(args: argparse.Namespace, out: Path) -> None:
             "runs": per_seed,
             "test_acc_mean": statistics.mean(accs),
             "test_acc_std": statistics.stdev(accs) if len(accs) > 1 else 0.0,
-            "images_per_s": statistics.mean(r["images_per_s"] for r in per_seed),
+            "images_per_s": statistics.median(r["images_per_s"] for r in per_seed),
             "seconds_per_run": statistics.median(
                 r["seconds"] for r in per_seed
             ),  # robust to one disturbed run
