@@ -392,15 +392,16 @@ def cmd_search(args: argparse.Namespace) -> None:
         f"\ntest accuracy {s.get('test_acc', float('nan')):.4f}, validation accuracy {s.get('val_acc', float('nan')):.4f}"
     )
     rejected = s.get("rejected") or []
+    unsure = [(name, how) for name, how in s.get("left_out") or [] if name not in dict(rejected)]
     if rejected:
         print("ops the task seems to reject (constraint not met, loss not falling): "
               + ", ".join(f"{name} ({how:.2f})" for name, how in rejected))  # fmt: skip
-    else:
+    elif not unsure:
         print("no op seems to break the task")
-    unsure = [(name, how) for name, how in s.get("left_out") or [] if name not in dict(rejected)]
     if unsure:
-        print("also left out of the policy (constraint not met, loss still falling: a break or a slow "
-              "symmetry; `autoaug analyze` tells): " + ", ".join(f"{n} ({h:.2f})" for n, h in unsure))  # fmt: skip
+        print(("also left out" if rejected else "ops the task may reject, left out") + " of the policy (constraint "
+              "not met, loss still falling: a break or a slow symmetry; `autoaug analyze` tells): "
+              + ", ".join(f"{n} ({h:.2f})" for n, h in unsure))  # fmt: skip
     print(
         f"files in {result.out}: policy.json (the learned policy), history.json (per-epoch sampler "
         "statistics), metrics.jsonl, model.pt, config.yaml"

@@ -177,3 +177,19 @@ def test_unmet_ops_are_left_out_of_the_learned_policy(tmp_path):
     names = {e.op for e in policy.stages[0]}
     assert "hflip" not in names and "scale" not in names and "rotate" in names
     assert policy.meta["left_out"] == ["hflip", "scale"]
+
+
+def test_search_command_ends_with_a_summary(tmp_path, capsys):
+    """`autoaug search` prints the policy, the accuracy, what the task seems to reject (or that
+    nothing seems to break it), and where the files are."""
+    from autoaug.cli import main
+
+    out = tmp_path / "run"
+    argv = ["search", "--dataset", "glyphs", "--train-size", "256", "--epochs", "1", "--batch-size", "64",
+            "--levels", "5", "--no-progress", "--out", str(out)]  # fmt: skip
+    assert main(argv) == 0
+    text = capsys.readouterr().out
+    assert "test accuracy" in text and f"files in {out}" in text
+    verdict_lines = [line for line in text.splitlines() if "reject" in line or "seems to break" in line]
+    assert len(verdict_lines) >= 1, text
+    assert not ("no op seems to break the task" in text and "left out of the policy" in text), text
