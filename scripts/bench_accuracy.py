@@ -22,25 +22,41 @@ Settings (``--setting``; the other flags override them):
 Run:
     python scripts/bench_accuracy.py                        # every method, the cpu setting
     python scripts/bench_accuracy.py --methods none,trivialaugment,mcmc --out results/accuracy
+    python scripts/bench_accuracy.py --methods "mcmc[n_aug=0.5],mcmc[fused=true]"  # searcher variants
     python scripts/bench_accuracy.py --setting gpu --out results/accuracy_gpu
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import platform
+import re
 import statistics
 import sys
 import time
 from pathlib import Path
 
 import torch
+import yaml
 
 from autoaug.search import SearchConfig, get_searcher
 from autoaug.train import TrainConfig, Trainer
 
 SEARCHERS = {"mcmc", "bilevel", "optuna"}
+# What makes two runs comparable: a results.json with the same keeps the rows of methods not run now.
+SETTING_KEYS = (
+    "dataset",
+    "train_size",
+    "model",
+    "epochs",
+    "batch_size",
+    "lr",
+    "space",
+    "optuna_trials",
+    "trial_epochs",
+)
 METHODS = "none,randaugment,trivialaugment,autoaugment,mcmc,bilevel,optuna"
 SETTINGS = {
     "cpu": {"datasets": ["fashion-mnist"], "train_size": 6000, "model": "small_cnn", "epochs": 15, "space": "standard"},
@@ -69,11 +85,51 @@ def _search_seconds(search: Path) -> float:
     return 0.0
 
 
-def run_one(method: str, seed: int, args: argparse.Namespace, out: Path) -> list[dict]:
-    run = out / "runs" / f"{method}_s{seed}"
+def parse_methods(text: str) -> list[tuple[str, str, dict]]:
+    """``none,mcmc[n_aug=0.5,fused=true]`` -> ``[(label, method, overrides), ...]``.
+
+    A searcher may carry settings in brackets: fields of :class:`SearchConfig`, values read as
+    YAML scalars. They make a variant with its own row and its own run directories.
+    """
+    fields = {f.name for f in dataclasses.fields(SearchConfig)}
+    parsed = []
+    for label in (m.strip() for m in re.split(r",(?![^\[]*\])", text)):
+        if not label:
+            continue
+        match = re.fullmatch(r"([\w.-]+)(?:\[(.*)\])?", label)
+        if not match:
+            raise SystemExit(f"--methods: cannot read {label!r}; write METHOD or METHOD[key=value,...]")
+        method, body = match.group(1), match.group(2)
+        overrides: dict = {}
+        for item in filter(None, (x.strip() for x in (body or "").split(","))):
+            key, eq, value = item.partition("=")
+            key = key.strip()
+            if not eq or key not in fields:
+                raise SystemExit(
+                    f"--methods: {label}: {item!r} is not KEY=VALUE with KEY a SearchConfig field"
+                )
+            overrides[key] = yaml.safe_load(value)
+        if overrides and method not in SEARCHERS:
+            raise SystemExit(
+                f"--methods: {label}: settings in brackets apply to searchers ({', '.join(sorted(SEARCHERS))})"
+            )
+        parsed.append((label, method, overrides))
+    return parsed
+
+
+def run_name(label: str) -> str:
+    """A run directory's name for a method label: ``mcmc[n_aug=0.5]`` -> ``mcmc-n_aug0.5``."""
+    return re.sub(r"[^\w.-]+", "-", label.replace("=", "")).strip("-")
+
+
+def run_one(method: str, seed: int, args: argparse.Namespace, out: Path, label: str | None = None,
+            overrides: dict | None = None) -> list[dict]:  # fmt: skip
+    label = label or method
+    overrides = overrides or {}
+    run = out / "runs" / f"{run_name(label)}_s{seed}"
     done = _finished(run, args.epochs)
     if done:
-        print(f"[{method} seed {seed}] reusing {run}")
+        print(f"[{label} seed {seed}] reusing {run}")
         return done
     common = dict(dataset=args.dataset, train_size=args.train_size, model=args.model, epochs=args.epochs,
                   batch_size=args.batch_size, lr=args.lr, seed=seed, device=args.device, out=str(run),
@@ -88,9 +144,12 @@ def run_one(method: str, seed: int, args: argparse.Namespace, out: Path) -> list
         if method == "optuna":
             cfg.n_trials, cfg.trial_epochs = args.optuna_trials, args.trial_epochs
             cfg.study_name = f"bench-{args.dataset}-s{seed}"
-            finished = (search / "policy.json").is_file()
+            # policy.json is rewritten after every trial; the timing file only when the search ends.
+            finished = (search / "search_seconds.json").is_file()
         else:
             finished = (search / "model.pt").is_file()
+        for key, value in overrides.items():
+            setattr(cfg, key, value)
         if not finished:  # a finished search is reused; an optuna study resumes from its storage
             t_search = time.perf_counter()
             get_searcher(method)(cfg).run(resume=(search / "checkpoint.pt").is_file())
@@ -104,10 +163,12 @@ def run_one(method: str, seed: int, args: argparse.Namespace, out: Path) -> list
             cfg.epsilon = args.epsilon
         if args.constraint:
             cfg.constraint = args.constraint
+        for key, value in overrides.items():
+            setattr(cfg, key, value)
         get_searcher(method)(cfg).run(resume=resume)
     else:
         Trainer(TrainConfig(policy=method, **common)).fit(resume=resume)
-    print(f"[{method} seed {seed}] {time.perf_counter() - t0:.0f}s")
+    print(f"[{label} seed {seed}] {time.perf_counter() - t0:.0f}s")
     return _finished(run, args.epochs) or []
 
 
@@ -146,21 +207,21 @@ def main(argv: list[str] | None = None, default_methods: str = METHODS) -> None:
 
 def bench(args: argparse.Namespace, out: Path) -> None:
     """Every method and seed of ``args`` on ``args.dataset``; the tables into ``out``."""
-    methods = [m.strip() for m in args.methods.split(",") if m.strip()]
+    parsed = parse_methods(args.methods)
     seeds = [int(s) for s in args.seeds.split(",")]
     results: dict[str, dict] = {}
-    for method in methods:
+    for label, method, overrides in parsed:
         per_seed = []
         for seed in seeds:
-            rows = run_one(method, seed, args, out)
+            rows = run_one(method, seed, args, out, label, overrides)
             last = rows[-1]
             speed = statistics.mean(r["images_per_s"] for r in rows)
             seconds = sum(r["seconds"] for r in rows)
-            seconds += _search_seconds(out / "runs" / f"{method}_s{seed}" / "search")
+            seconds += _search_seconds(out / "runs" / f"{run_name(label)}_s{seed}" / "search")
             per_seed.append({"seed": seed, "test_acc": last["test_acc"], "val_acc": last.get("val_acc"),
                              "images_per_s": speed, "seconds": seconds})  # fmt: skip
         accs = [r["test_acc"] for r in per_seed]
-        results[method] = {
+        results[label] = {
             "runs": per_seed,
             "test_acc_mean": statistics.mean(accs),
             "test_acc_std": statistics.stdev(accs) if len(accs) > 1 else 0.0,
@@ -169,24 +230,18 @@ def bench(args: argparse.Namespace, out: Path) -> None:
                 r["seconds"] for r in per_seed
             ),  # robust to one disturbed run
         }
+        if overrides:
+            results[label]["settings"] = overrides
         if method in SEARCHERS:
-            policy_path = (
-                out
-                / "runs"
-                / f"{method}_s{seeds[0]}"
-                / ("policy.json" if method == "mcmc" else "search/policy.json")
-            )
+            run = out / "runs" / f"{run_name(label)}_s{seeds[0]}"
+            policy_path = run / ("policy.json" if method == "mcmc" else "search/policy.json")
             if policy_path.is_file():
-                results[method]["policy"] = str(policy_path)
+                results[label]["policy"] = str(policy_path)
 
     machine = (f"{platform.machine()}, {torch.get_num_threads()} threads, torch {torch.__version__}, "
                + (torch.cuda.get_device_name() if torch.cuda.is_available() else "no GPU"))  # fmt: skip
     summary = {
-        "setting": {
-            k: getattr(args, k)
-            for k in ("dataset", "train_size", "model", "epochs", "batch_size", "lr", "space")
-            + (("optuna_trials", "trial_epochs") if "optuna" in methods else ())
-        },
+        "setting": {k: getattr(args, k) for k in SETTING_KEYS},
         "seeds": seeds,
         "machine": machine,
         "command": "python " + " ".join(sys.argv),

@@ -119,6 +119,8 @@ def main() -> None:
         ("mcmc (default: per-op, chain 1, n_aug 1)", mcmc()),
         ("mcmc (single constraint)", mcmc(constraint="single")),
         ("mcmc (n_aug 0.5: half the batch augmented)", mcmc(n_aug=0.5)),
+        ("mcmc (fused: clean and augmented in one pass)", mcmc(fused=True)),
+        ("mcmc (fused, n_aug 0.5)", mcmc(fused=True, n_aug=0.5)),
         ("mcmc (chain 2)", mcmc(chain_length=2)),
         ("mcmc (n_aug 2)", mcmc(n_aug=2)),
         ("bilevel (default: second-order hypergradient every 2 steps)", bilevel()),

@@ -193,3 +193,30 @@ def test_search_command_ends_with_a_summary(tmp_path, capsys):
     verdict_lines = [line for line in text.splitlines() if "reject" in line or "seems to break" in line]
     assert len(verdict_lines) >= 1, text
     assert not ("no op seems to break the task" in text and "left out of the policy" in text), text
+
+
+def test_fused_pass_gives_the_same_losses_and_gradients(tmp_path):
+    """One forward over the clean and augmented images computes what two separate ones do (BatchNorm
+    in eval mode, so that its statistics do not depend on the batch), and the gradients agree."""
+    from autoaug.train import Trainer
+
+    results = []
+    for fused in (False, True):
+        cfg = _tiny(tmp_path, f"fused{fused}")
+        cfg.fused, cfg.chain_length = fused, 1
+        step = MCMCStep(cfg)
+        torch.manual_seed(0)
+        trainer = Trainer(cfg, step=step)
+        trainer.net.eval()
+        images, labels = next(trainer.batches())
+        total, stats = step.loss(trainer, images, labels)
+        total.backward()
+        grads = torch.cat([p.grad.flatten() for p in trainer.net.parameters() if p.grad is not None])
+        results.append((total.detach(), stats, grads, step.slots, step.op_loss.clone()))
+    (t0, s0, g0, slots0, ol0), (t1, s1, g1, slots1, ol1) = results
+    assert torch.allclose(t0, t1, atol=1e-5)
+    assert s0["clean_loss"] == pytest.approx(s1["clean_loss"], abs=1e-5)
+    assert s0["aug_loss"] == pytest.approx(s1["aug_loss"], abs=1e-5)
+    assert torch.allclose(g0, g1, atol=1e-5) and g0.abs().sum() > 0
+    assert all(torch.equal(slots0[k], slots1[k]) for k in slots0)  # the sampler made the same moves
+    assert torch.allclose(ol0, ol1, atol=1e-5)

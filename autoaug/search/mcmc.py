@@ -173,13 +173,13 @@ class MCMCStep:
         xs = images.repeat(copies, 1, 1, 1)[:n]
         ys = labels.repeat(copies)[:n]
 
-        logits = trainer.forward(images)
-        clean = F.cross_entropy(logits, labels, label_smoothing=cfg.label_smoothing)
-
         current = self.slots
-        aug_logits = trainer.forward(
-            self.states.apply(xs, current, torch.rand(n, 2, generator=self.generator))
-        )
+        augmented = self.states.apply(xs, current, torch.rand(n, 2, generator=self.generator))
+        if cfg.fused:  # one pass of b + n images: fewer, larger kernels; BatchNorm sees both halves
+            logits, aug_logits = trainer.forward(torch.cat([images, augmented])).split([b, n])
+        else:
+            logits, aug_logits = trainer.forward(images), trainer.forward(augmented)
+        clean = F.cross_entropy(logits, labels, label_smoothing=cfg.label_smoothing)
         aug = F.cross_entropy(aug_logits, ys, reduction="none")
 
         # Metropolis-Hastings: the trained state's loss is the chain's current loss.
