@@ -11,7 +11,10 @@ the current model: augmentation goes where the model is least invariant. Solved 
   trains on; its loss, computed once with grad, is also the ``ℓ_current`` of the
   Metropolis-Hastings step, so one step costs one extra forward pass (the reference code
   recomputes both states: about 2.7 plain steps; this costs about 2.3).
-* **Primal step.** ``CE(f(x), y) + λ·CE(f(g·x), y)``, SGD with gradient clipping.
+* **Primal step.** ``CE(f(x), y) + λ·CE(f(g·x), y)``, SGD with gradient clipping. With
+  ``fused=True`` the clean and augmented images go through the model as one batch: the same
+  arithmetic in fewer, larger kernels (what a GPU wants), but BatchNorm's batch statistics
+  then cover both halves.
 * **Dual step,** every batch: ``λ ← max(0, λ + η_λ·(mean augmented loss − ε))``.
 * **Per-op constraints** (``constraint="per_op"``, beyond the paper): one dual variable per op,
   ops spread evenly over the slots, each chain moving over levels and signs of its op, with
