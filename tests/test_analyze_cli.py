@@ -93,6 +93,24 @@ def test_analyze_with_lie_per_layer_and_out(run, tmp_path):
     assert InvarianceProfile.load(out / FILES["profile"]).per_layer
 
 
+def test_no_baseline_changes_no_verdict(run, tmp_path):
+    with_base, without = tmp_path / "with", tmp_path / "without"
+    assert main(["analyze", str(run), "--out", str(with_base), *FAST]) == 0
+    assert main(["analyze", str(run), "--out", str(without), "--no-baseline", *FAST]) == 0
+    a = json.loads((with_base / FILES["json"]).read_text())
+    b = json.loads((without / FILES["json"]).read_text())
+    assert a["ops"].keys() == b["ops"].keys()
+    for op in a["ops"]:
+        assert a["ops"][op]["baseline_invariance"] is not None
+        assert b["ops"][op]["baseline_invariance"] is None
+        assert (a["ops"][op]["verdict"], a["ops"][op]["max_safe_magnitude"]) == (
+            b["ops"][op]["verdict"],
+            b["ops"][op]["max_safe_magnitude"],
+        )
+    assert InvarianceProfile.load(without / FILES["profile"]).baseline_invariance is None
+    assert (without / FILES["markdown"]).read_text()
+
+
 def test_analyze_a_checkpoint(run, tmp_path, capsys):
     out = tmp_path / "ckpt"
     args = ["analyze", "--checkpoint", str(run / "model.pt"), "--dataset", "glyphs", "--model", "small_cnn",
