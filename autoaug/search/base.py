@@ -37,7 +37,7 @@ class SearchConfig(TrainConfig):
     dual_lr: float = 0.02
     chain_length: int = 1  # Metropolis-Hastings steps per batch
     n_aug: float = 1.0  # augmented copies per image; below 1, only that fraction of each batch gets one
-    fused: bool = False  # one forward pass over the clean and augmented images (BatchNorm statistics over both)
+    fused: bool = False  # one forward over the clean and augmented images (BatchNorm statistics over both)
     relax_alpha: float = 2.0  # resilient relaxation cost h(u) = alpha·u²/2
     relax_lr: float = 0.02
     policy_epochs: int = 3  # the learned policy is the sampler's law over the last K epochs
