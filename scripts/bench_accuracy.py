@@ -122,11 +122,15 @@ def run_name(label: str) -> str:
     return re.sub(r"[^\w.-]+", "-", label.replace("=", "")).strip("-")
 
 
+def run_dir(out: Path, label: str, seed: int) -> Path:
+    return out / "runs" / f"{run_name(label)}_s{seed}"
+
+
 def run_one(method: str, seed: int, args: argparse.Namespace, out: Path, label: str | None = None,
             overrides: dict | None = None) -> list[dict]:  # fmt: skip
     label = label or method
     overrides = overrides or {}
-    run = out / "runs" / f"{run_name(label)}_s{seed}"
+    run = run_dir(out, label, seed)
     done = _finished(run, args.epochs)
     if done:
         print(f"[{label} seed {seed}] reusing {run}")
@@ -217,7 +221,7 @@ def bench(args: argparse.Namespace, out: Path) -> None:
             last = rows[-1]
             speed = statistics.mean(r["images_per_s"] for r in rows)
             seconds = sum(r["seconds"] for r in rows)
-            seconds += _search_seconds(out / "runs" / f"{run_name(label)}_s{seed}" / "search")
+            seconds += _search_seconds(run_dir(out, label, seed) / "search")
             per_seed.append({"seed": seed, "test_acc": last["test_acc"], "val_acc": last.get("val_acc"),
                              "images_per_s": speed, "seconds": seconds})  # fmt: skip
         accs = [r["test_acc"] for r in per_seed]
@@ -233,7 +237,7 @@ def bench(args: argparse.Namespace, out: Path) -> None:
         if overrides:
             results[label]["settings"] = overrides
         if method in SEARCHERS:
-            run = out / "runs" / f"{run_name(label)}_s{seeds[0]}"
+            run = run_dir(out, label, seeds[0])
             policy_path = run / ("policy.json" if method == "mcmc" else "search/policy.json")
             if policy_path.is_file():
                 results[label]["policy"] = str(policy_path)
