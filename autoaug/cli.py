@@ -18,6 +18,13 @@ class CliError(Exception):
     """A user error: printed as one line, exit code 2."""
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, with a usage error in one line (its usage text is one ``--help`` away)."""
+
+    def error(self, message: str):  # type: ignore[override]
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
 # ------------------------------------------------------------------------------- helpers
 
 
@@ -341,20 +348,75 @@ def add_config_flags(p: argparse.ArgumentParser, config_cls, skip: Sequence[str]
 
 
 def resolve_config(config_cls, args: argparse.Namespace, extra: dict | None = None):
-    """Dataclass defaults <- YAML file (--config) <- command-line flags."""
+    """Dataclass defaults <- the run's own settings (``--resume``) <- YAML file (--config) <-
+    command-line flags. The file's values are checked themselves (a flag that sets the same
+    setting does not hide a bad one); errors name the file or the flag."""
     import dataclasses
 
-    from autoaug.train import read_config
+    from autoaug.train import SettingError, read_config
 
-    values: dict = {}
-    if getattr(args, "config", None):
-        values.update(read_config(args.config))
+    source = getattr(args, "config", None)
+    given: dict = {}
+    if source:
+        given.update(read_config(source))
+        config_cls.from_dict(given, source=source)  # the file as written: unknown keys, types, ranges
     for f in dataclasses.fields(config_cls):
         v = getattr(args, f.name, None)
         if v is not None:
-            values[f.name] = v
-    values.update(extra or {})
-    return config_cls.from_dict(values, source=getattr(args, "config", None) or "config")
+            try:
+                given[f.name] = config_cls.check(f.name, v)
+            except SettingError as e:
+                raise CliError(f"--{f.name.replace('_', '-')} {v}: expected {e.expected}") from None
+    given.update({k: v for k, v in (extra or {}).items() if v is not None})
+    resume = getattr(args, "resume", False)
+    values = resumed_settings(config_cls, given) if resume else {}
+    values.update(given)
+    config = config_cls.from_dict(values, source=source or "config")
+    checkpoint = Path(config.out) / "checkpoint.pt"
+    if resume and checkpoint.is_file():  # refuse before the dataset loads (the trainer checks again)
+        import json
+
+        from autoaug.train import check_resumable, read_checkpoint
+
+        check_resumable(checkpoint, json.loads(read_checkpoint(checkpoint)["config"]), config)
+    return config
+
+
+def resumed_settings(config_cls, given: dict) -> dict:
+    """The settings a run was made with, read from its checkpoint (or an optuna search's
+    config.yaml), for ``--resume``: what the flags do not set continues as it was."""
+    import dataclasses
+
+    from autoaug.train import read_checkpoint, read_config
+
+    defaults = {f.name: f.default for f in dataclasses.fields(config_cls)}
+    out = Path(given.get("out", defaults["out"]))
+    checkpoint = out / "checkpoint.pt"
+    optuna_run = (
+        "method" in defaults and given.get("method", "optuna") == "optuna" and (out / "config.yaml").is_file()
+    )
+    if optuna_run:
+        saved = read_config(out / "config.yaml")
+        optuna_run = saved.get("method") == "optuna"
+    if optuna_run:
+        if "***" in str(saved.get("storage")) or str(saved.get("storage")).startswith("sqlite:"):
+            saved.pop("storage", None)  # a hidden password, or the default OUT/study.db
+    elif checkpoint.is_file():
+        import json
+
+        saved = json.loads(read_checkpoint(checkpoint)["config"])
+        if saved.get("method") == "bilevel" and saved.get("mode") == "search":
+            # A bilevel search's checkpoint holds its proxy's epochs, not the search's.
+            saved.pop("epochs", None)
+            if "epochs" not in given:
+                raise CliError(
+                    f"{checkpoint}: a bilevel search: give --epochs as the search was started with"
+                )
+    else:
+        raise FileNotFoundError(
+            f"nothing to resume in {out}: no checkpoint.pt (nor an optuna search's config.yaml)"
+        )
+    return {k: v for k, v in saved.items() if k in defaults and k != "override"}
 
 
 def cmd_train(args: argparse.Namespace) -> None:
@@ -374,6 +436,9 @@ def cmd_search(args: argparse.Namespace) -> None:
     from autoaug.search import SearchConfig, get_searcher
 
     config = resolve_config(SearchConfig, args, extra={"method": args.method})
+    study = Path(config.out) / "study.db"
+    if args.resume and config.method == "optuna" and not config.storage and not study.is_file():
+        raise FileNotFoundError(f"nothing to resume in {config.out}: no {study.name}")
     searcher = get_searcher(config.method)(config)
     budget = f"{config.epochs} epochs"
     if config.method == "optuna":
@@ -425,7 +490,7 @@ def cmd_datasets(args: argparse.Namespace) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="autoaug",
         description="Learn augmentation policies, export them to torchvision, and measure a task's symmetries.",
     )
@@ -468,7 +533,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = add("train", cmd_train, "train a model with a fixed policy (or none) on a dataset")
     p.add_argument("--config", metavar="YAML", help="settings file (configs/*.yaml); flags override it")
-    p.add_argument("--resume", action="store_true", help="continue a killed run from OUT/checkpoint.pt")
+    p.add_argument("--resume", action="store_true",
+                   help="continue a killed run from OUT/checkpoint.pt, with its settings; flags may add epochs "
+                        "(or change the device, progress, evaluation); other changes need --override")  # fmt: skip
     add_config_flags(p, TrainConfig)
 
     from autoaug.search import SearchConfig
@@ -478,13 +545,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--method",
-        default="mcmc",
+        default=None,
         help="mcmc (default); optuna (TPE over policies, a short training per trial; workers that "
         "name the same --storage URL and --study-name share one study); bilevel (differentiable policy "
         "by hypergradient: --mode search on a proxy, or --mode online with the model)",
     )
     p.add_argument("--config", metavar="YAML", help="settings file (configs/*.yaml); flags override it")
-    p.add_argument("--resume", action="store_true", help="continue a killed search from OUT/checkpoint.pt")
+    p.add_argument("--resume", action="store_true",
+                   help="continue a killed search from OUT/checkpoint.pt (optuna: its study), with its settings; "
+                        "flags may add epochs (optuna: trials); other changes need --override")  # fmt: skip
     add_config_flags(p, SearchConfig, skip=("method", "policy"))
 
     add("datasets", cmd_datasets, "list the datasets and whether each is available here")

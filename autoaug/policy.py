@@ -372,6 +372,8 @@ class Policy:
             raise PolicyError(f"{p}: not valid JSON: {e.msg} at line {e.lineno} column {e.colno}") from None
         except UnicodeDecodeError:
             raise PolicyError(f"{p}: not a text file") from None
+        except RecursionError:  # Python's JSON parser recurses once per nesting level
+            raise PolicyError(f"{p}: nested too deeply to be a policy (not an autoaug policy file)") from None
         return cls.from_dict(data, source=str(p))
 
     # --------------------------------------------------------------------------- checking

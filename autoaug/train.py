@@ -21,6 +21,7 @@ Example:
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import math
 import os
@@ -28,7 +29,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, ClassVar, Protocol, get_args
 
 import torch
 import torch.nn.functional as F
@@ -44,9 +45,128 @@ class TrainingDiverged(RuntimeError):
     """The loss became NaN or infinite; the last good checkpoint is kept."""
 
 
+class SettingError(ValueError):
+    """A setting of the wrong type or out of its range; names the setting and what it allows."""
+
+    def __init__(self, name: str, value: Any, expected: str, source: str | None = None):
+        where = f"{source}: " if source else ""
+        super().__init__(f"{where}{name} = {value!r}: expected {expected}")
+        self.name, self.value, self.expected = name, value, expected
+
+
+@dataclass(frozen=True)
+class Limit:
+    """The allowed range of a numeric setting: ``low``/``high`` (None: unbounded), each end
+    included unless ``*_open``."""
+
+    low: float | None = None
+    high: float | None = None
+    low_open: bool = False
+    high_open: bool = False
+
+    def __contains__(self, v: float) -> bool:
+        if self.low is not None and (v <= self.low if self.low_open else v < self.low):
+            return False
+        return self.high is None or (v < self.high if self.high_open else v <= self.high)
+
+    def __str__(self) -> str:
+        if self.high is None:
+            return f"{'>' if self.low_open else '>='} {self.low:g}"
+        if self.low is None:
+            return f"{'<' if self.high_open else '<='} {self.high:g}"
+        return (
+            f"in {'(' if self.low_open else '['}{self.low:g}, {self.high:g}{')' if self.high_open else ']'}"
+        )
+
+
+@functools.cache
+def _hints(cls: type) -> dict[str, Any]:
+    import typing
+
+    return typing.get_type_hints(cls)
+
+
+def _check_setting(cls: type, name: str, value: Any) -> Any:
+    """``value`` as setting ``name`` of config class ``cls`` takes it (an int where a float is
+    expected becomes a float), or :class:`SettingError`."""
+    hints = _hints(cls)
+    if name not in hints:
+        raise ValueError(f"unknown setting {name!r}; known: {sorted(cls.fields())}")
+    hint = hints[name]
+    args = [a for a in get_args(hint) if a is not type(None)]
+    optional = type(None) in get_args(hint)
+    kind = args[0] if args else hint
+    limit = cls.LIMITS.get(name)
+    raw = value
+    if value is None:
+        if optional:
+            return None
+        raise SettingError(name, value, f"{_kind_name(kind, limit)}, not empty")
+    if name == "val_size" and isinstance(value, int) and not isinstance(value, bool):
+        if value < 0:  # a count of held-out images (a float is a fraction)
+            raise SettingError(name, value, "a fraction in [0, 1) or a count >= 0")
+        return value
+    if kind is bool:
+        if not isinstance(value, bool):
+            raise SettingError(name, value, "true or false")
+        return value
+    if kind is str:
+        if not isinstance(value, str):
+            raise SettingError(name, value, "a string")
+        return value
+    if kind is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise SettingError(name, value, _kind_name(kind, limit))
+    elif kind is float:
+        number = value
+        if isinstance(value, str):  # YAML 1.1 reads 1e-4 (no dot) as a string
+            try:
+                number = float(value)
+            except ValueError:
+                raise SettingError(name, value, _kind_name(kind, limit)) from None
+        if isinstance(number, bool) or not isinstance(number, (int, float)) or not math.isfinite(number):
+            raise SettingError(name, value, _kind_name(kind, limit))
+        value = float(number)
+    if limit is not None and value not in limit:
+        raise SettingError(name, raw, _kind_name(kind, limit))
+    return value
+
+
+def _kind_name(kind: type, limit: Limit | None) -> str:
+    what = {int: "an integer", float: "a number"}.get(kind, getattr(kind, "__name__", str(kind)))
+    return f"{what} {limit}" if limit is not None else what
+
+
 @dataclass
 class TrainConfig:
-    """Everything a training run depends on; written next to its results as ``config.yaml``."""
+    """Everything a training run depends on; written next to its results as ``config.yaml``.
+
+    Every setting is checked on construction (type and range, :attr:`LIMITS`): a bad one
+    raises :class:`SettingError` naming it and the range it allows.
+    """
+
+    LIMITS: ClassVar[dict[str, Limit]] = {
+        "train_size": Limit(1),
+        "val_size": Limit(0, 1, high_open=True),
+        "epochs": Limit(1),
+        "batch_size": Limit(1),
+        "lr": Limit(0, low_open=True),
+        "momentum": Limit(0, 1, high_open=True),
+        "weight_decay": Limit(0),
+        "label_smoothing": Limit(0, 1, high_open=True),
+        "grad_clip": Limit(0),  # 0: no clipping
+        "seed": Limit(0),
+        "eval_batch_size": Limit(1),
+        "test_every": Limit(1),
+    }
+    # Settings a resumed run may change without --override: they change how long it trains
+    # or how it runs, not what the checkpoint holds.
+    RESUMABLE_CHANGES: ClassVar[tuple[str, ...]] = (
+        "epochs", "data_root", "download", "device", "amp", "channels_last", "compile", "eval_batch_size",
+        "test_every", "progress", "out", "override",
+    )  # fmt: skip
+    # Settings that make another run: a checkpoint made with other values is refused, even with --override.
+    IDENTITY: ClassVar[tuple[str, ...]] = ("dataset", "train_size", "val_size", "model", "seed")
 
     dataset: str = "glyphs"
     data_root: str | None = None
@@ -72,6 +192,26 @@ class TrainConfig:
     test_every: int = 1  # evaluate the test split every k-th epoch (and always after the last)
     progress: bool = True
     out: str = "runs/train"
+    override: bool = False  # resume even where settings differ from the checkpoint's (not written down)
+
+    def __post_init__(self) -> None:
+        self.validate()
+
+    def validate(self) -> None:
+        """Check every setting's type and range (and normalize ints given for floats).
+
+        Raises:
+            SettingError: the first bad setting, its value and what it allows.
+        """
+        for f in dataclasses.fields(self):
+            object.__setattr__(self, f.name, self.check(f.name, getattr(self, f.name)))
+        if self.nesterov and self.momentum == 0:
+            raise SettingError("momentum", self.momentum, "> 0 with nesterov (or nesterov: false)")
+
+    @classmethod
+    def check(cls, name: str, value: Any) -> Any:
+        """One setting's value as the config takes it, or :class:`SettingError`."""
+        return _check_setting(cls, name, value)
 
     @classmethod
     def fields(cls) -> dict[str, dataclasses.Field]:
@@ -79,14 +219,21 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any], source: str = "config") -> TrainConfig:
+        """A config from a mapping of settings; errors name ``source`` and the setting."""
         known = cls.fields()
         unknown = sorted(set(data) - set(known))
         if unknown:
             raise ValueError(f"{source}: unknown setting(s) {unknown}; known: {sorted(known)}")
-        return cls(**data)
+        try:
+            return cls(**data)
+        except SettingError as e:
+            raise SettingError(e.name, e.value, e.expected, source) from None
 
     def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        """The settings the run is made with (``override``, a way to resume, is not one)."""
+        values = dataclasses.asdict(self)
+        values.pop("override", None)
+        return values
 
 
 def read_config(path: str | Path) -> dict[str, Any]:
@@ -97,10 +244,104 @@ def read_config(path: str | Path) -> dict[str, Any]:
     try:
         data = yaml.safe_load(p.read_text()) or {}
     except yaml.YAMLError as e:
-        raise ValueError(f"{p}: not valid YAML: {e}") from None
+        raise ValueError(f"{p}: not valid YAML: {_yaml_problem(e)}") from None
+    except UnicodeDecodeError:
+        raise ValueError(f"{p}: not a text file (expected YAML settings)") from None
+    except RecursionError:
+        raise ValueError(f"{p}: nested too deeply to be a settings file") from None
     if not isinstance(data, dict):
         raise ValueError(f"{p}: expected a mapping of settings, got {type(data).__name__}")
     return data
+
+
+CHECKPOINT_KEYS = ("epoch", "model", "optimizer", "scheduler", "loader", "step", "torch_rng", "history",
+                   "config")  # fmt: skip
+
+
+def _one_line(e: BaseException, limit: int = 160) -> str:
+    text = " ".join(str(e).split()) or type(e).__name__
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def read_checkpoint(path: str | Path) -> dict[str, Any]:
+    """A trainer checkpoint, loaded with ``torch.load(weights_only=True)`` and checked for the
+    fields a resume needs.
+
+    Raises:
+        FileNotFoundError: no such file.
+        ValueError: it does not load (corrupt, truncated, not a torch file) or is no autoaug
+            training checkpoint; the message names the file.
+    """
+    p = Path(path)
+    if not p.is_file():
+        raise FileNotFoundError(f"no checkpoint to resume from at {p}")
+    try:
+        state = torch.load(p, map_location="cpu", weights_only=True)
+    except Exception as e:  # truncated zip, foreign pickle, not a torch file: many exception types
+        first = _one_line(e).split(". ")[0].rstrip(".")  # torch's text goes on about weights_only
+        raise ValueError(
+            f"{p}: not a checkpoint that loads, corrupt or truncated ({type(e).__name__}: {first})"
+        ) from None
+    missing = (
+        [k for k in CHECKPOINT_KEYS if k not in state] if isinstance(state, dict) else list(CHECKPOINT_KEYS)
+    )
+    if missing:
+        raise ValueError(f"{p}: not an autoaug training checkpoint (no {', '.join(missing)})")
+    try:
+        config = json.loads(state["config"])
+        json.loads(state["history"])
+    except (TypeError, ValueError):
+        config = None
+    if not isinstance(config, dict):
+        raise ValueError(f"{p}: not an autoaug training checkpoint (its config is not readable)")
+    return state
+
+
+def check_resumable(path: str | Path, saved: dict[str, Any], config: TrainConfig) -> None:
+    """Refuse to resume ``config`` from a checkpoint whose settings were ``saved``.
+
+    Another dataset, model, seed, training size, search method or space (``IDENTITY``) is
+    always refused: the checkpoint belongs to another run. Other changes, except those a run
+    may make on resume (``RESUMABLE_CHANGES``: more epochs, another device, ...), are refused
+    unless ``config.override``.
+
+    Raises:
+        ValueError: one line naming the file and the differences.
+    """
+    now = config.to_dict()
+    if ("method" in saved) != ("method" in now):
+        made, this = (
+            ("autoaug search", "autoaug train") if "method" in saved else ("autoaug train", "autoaug search")
+        )
+        raise ValueError(f"{path}: made by {made}, not {this}; resume it with {made}")
+
+    def show(keys: list[str]) -> str:
+        return ", ".join(f"{k} {saved[k]!r} -> {now[k]!r}" for k in keys)
+
+    differ = [k for k in now if k in saved and saved[k] != now[k]]
+    identity = [k for k in differ if k in type(config).IDENTITY]
+    if identity:
+        raise ValueError(
+            f"{path}: made by another run (checkpoint's -> now): {show(identity)}; "
+            "resume with the run's settings, or start a new run in another --out"
+        )
+    changed = [k for k in differ if k not in type(config).RESUMABLE_CHANGES]
+    if changed and not config.override:
+        raise ValueError(
+            f"{path}: made with other settings (checkpoint's -> now): {show(changed)}; "
+            "resume with the run's settings, or pass --override to continue with the new ones"
+        )
+
+
+def _yaml_problem(e: yaml.YAMLError) -> str:
+    """The parser's complaint in one line (its own text quotes the file over several)."""
+    problem = getattr(e, "problem", None) or getattr(e, "context", None) or type(e).__name__
+    mark = getattr(e, "problem_mark", None) or getattr(e, "context_mark", None)
+    where = f" at line {mark.line + 1} column {mark.column + 1}" if mark is not None else ""
+    text = " ".join(str(problem).split()) + where
+    if isinstance(e, yaml.constructor.ConstructorError):
+        text += " (settings are plain values: tags that build objects are refused)"
+    return text
 
 
 def resolve_device(name: str) -> torch.device:
@@ -215,6 +456,13 @@ class Trainer:
             drop_last=True,
             seed=config.seed,
         )
+        if self._batches_per_epoch() == 0:
+            n = len(self.dataset.train)
+            raise ValueError(
+                f"batch_size = {config.batch_size} is more than the {n} training images"
+                f"{f' per process ({self.world} processes)' if self.world > 1 else ''}; "
+                f"expected at most {n // self.world}"
+            )
         self.optimizer = torch.optim.SGD(
             self.model.parameters(),
             lr=config.lr,
@@ -305,18 +553,28 @@ class Trainer:
         return self.checkpoint_path
 
     def load_checkpoint(self, path: Path | None = None) -> None:
+        """Continue from a checkpoint made by a run with these settings.
+
+        Raises:
+            FileNotFoundError: there is none.
+            ValueError: it does not load, it was made by another kind of run (dataset, model,
+                seed, search method, space, ...), or with other settings (lr, policy, ...) and
+                ``config.override`` is not set; the message names the file and the difference.
+        """
         path = path or self.checkpoint_path
-        if not path.is_file():
-            raise FileNotFoundError(f"no checkpoint to resume from at {path}")
-        state = torch.load(path, map_location="cpu", weights_only=True)
-        self.model.load_state_dict(state["model"])
-        self.optimizer.load_state_dict(state["optimizer"])
-        self.scheduler.load_state_dict(state["scheduler"])
-        self.loader.load_state_dict(state["loader"])
-        self.step.load_state_dict(state["step"])
-        torch.set_rng_state(state["torch_rng"])
-        self.history = json.loads(state["history"])
-        self.epoch = int(state["epoch"])
+        state = read_checkpoint(path)
+        check_resumable(path, json.loads(state["config"]), self.config)
+        try:
+            self.model.load_state_dict(state["model"])
+            self.optimizer.load_state_dict(state["optimizer"])
+            self.scheduler.load_state_dict(state["scheduler"])
+            self.loader.load_state_dict(state["loader"])
+            self.step.load_state_dict(state["step"])
+            torch.set_rng_state(state["torch_rng"])
+            self.history = json.loads(state["history"])
+            self.epoch = int(state["epoch"])
+        except (RuntimeError, KeyError, ValueError, TypeError, IndexError, AttributeError) as e:
+            raise ValueError(f"{path}: does not fit this run: {_one_line(e)}") from None
 
     # ------------------------------------------------------------------------------ fit
 
@@ -348,6 +606,9 @@ class Trainer:
         """
         if resume:
             self.load_checkpoint()
+            if self.rank == 0:  # a kill between an epoch's log line and its checkpoint logged it already
+                metrics = "".join(json.dumps(r) + "\n" for r in self.history)
+                atomic_write_text(self.out / "metrics.jsonl", metrics)
         elif self.rank == 0:
             self.out.mkdir(parents=True, exist_ok=True)
             (self.out / "metrics.jsonl").unlink(missing_ok=True)
@@ -401,7 +662,9 @@ class Trainer:
                 print(f"epoch {epoch + 1}/{self.config.epochs}: " + ", ".join(f"{k} {v:.4f}" for k, v in shown.items())
                       + f" ({seconds:.1f}s)", flush=True)  # fmt: skip
         if self.rank == 0:
-            torch.save(self.model.state_dict(), self.out / "model.pt")
+            tmp = self.out / ".model.pt.tmp"
+            torch.save(self.model.state_dict(), tmp)
+            tmp.replace(self.out / "model.pt")
         return self.history[-1] if self.history else {}
 
 
@@ -412,10 +675,13 @@ def train(config: TrainConfig, resume: bool = False) -> dict[str, Any]:
 
 __all__ = [
     "PolicyStep",
+    "SettingError",
     "Step",
     "TrainConfig",
     "Trainer",
     "TrainingDiverged",
+    "check_resumable",
+    "read_checkpoint",
     "read_config",
     "resolve_device",
     "train",

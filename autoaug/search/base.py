@@ -19,7 +19,7 @@ from typing import Any, ClassVar
 import torch
 
 from autoaug.policy import Policy
-from autoaug.train import TrainConfig
+from autoaug.train import Limit, TrainConfig
 
 
 @dataclass
@@ -64,6 +64,33 @@ class SearchConfig(TrainConfig):
     init_magnitude: float = 0.3
     probe_size: int = 128  # training images on which each op's loss is measured per epoch
     out: str = "runs/search"
+
+    LIMITS: ClassVar[dict[str, Limit]] = TrainConfig.LIMITS | {
+        "levels": Limit(1),
+        "epsilon": Limit(0),
+        "dual_lr": Limit(0),
+        "chain_length": Limit(0),
+        "n_aug": Limit(0, low_open=True),
+        "relax_alpha": Limit(0),
+        "relax_lr": Limit(0),
+        "policy_epochs": Limit(1),
+        "n_trials": Limit(1),
+        "trial_epochs": Limit(1),
+        "heartbeat": Limit(1),
+        "stages": Limit(1),
+        "temperature": Limit(0, low_open=True),
+        "policy_lr": Limit(0, low_open=True),
+        "policy_every": Limit(1),
+        "proxy_data": Limit(0, 1, low_open=True),
+        "proxy_epochs": Limit(0, 1, low_open=True),
+        "init_prob": Limit(0, 1),
+        "init_magnitude": Limit(0, 1),
+        "probe_size": Limit(1),
+    }
+    # n_trials: an optuna study may be given more trials when it is joined again.
+    RESUMABLE_CHANGES: ClassVar[tuple[str, ...]] = (*TrainConfig.RESUMABLE_CHANGES, "n_trials", "heartbeat")
+    IDENTITY: ClassVar[tuple[str, ...]] = (*TrainConfig.IDENTITY, "method", "space", "levels", "constraint",
+                                           "mode", "stages", "relaxation", "optuna_space")  # fmt: skip
 
 
 @dataclass
