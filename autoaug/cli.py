@@ -576,7 +576,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         args.func(args)
     except (CliError, PolicyError, ValueError, FileNotFoundError, NotADirectoryError, PermissionError,
             TrainingError) as e:  # fmt: skip
-        print(f"autoaug: error: {e}", file=sys.stderr)
+        # One line, whatever the message: some (a library's, quoted) span several.
+        print(f"autoaug: error: {' '.join(str(e).split())}", file=sys.stderr)
         return 2
     except BrokenPipeError:  # output piped into `head` and the like
         sys.stderr.close()

@@ -427,7 +427,7 @@ def _entry_to_json(e: OpEntry) -> dict[str, Any]:
 def _check_number(value: Any, where: str, low: float, high: float) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or math.isnan(value):
         raise PolicyError(f"{where}: expected a number, got {value!r}")
-    if not low <= value <= high:
+    if not low <= value <= high or math.isinf(value):
         bounds = f"in [{low:g}, {high:g}]" if math.isfinite(high) else f">= {low:g}"
         raise PolicyError(f"{where}: expected a number {bounds}, got {value!r}")
     return float(value)

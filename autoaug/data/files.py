@@ -173,6 +173,9 @@ def load_npz(path: str | Path) -> tuple[Split, Split | None, list[str]]:
             arrays = {k: loaded[k] for k in loaded.files}
         except (OSError, ValueError, EOFError, zipfile.BadZipFile) as e:
             raise DatasetError(f"{path}: not a readable .npz file ({e})") from None
+    odd = sorted(k for k, v in arrays.items() if not isinstance(v, np.ndarray))
+    if odd:  # NpzFile hands back the raw bytes of a member that is no .npy array (a pickle, say)
+        raise DatasetError(f"{path}: not a readable .npz file ({', '.join(odd)}: not .npy arrays)")
     missing = [k for k in ("x", "y") if k not in arrays]
     if missing:
         raise DatasetError(f"{path}: missing key(s) {missing}; found {sorted(arrays)}, expected 'x' and 'y'")
