@@ -476,6 +476,7 @@ class Trainer:
         )
         self.epoch = 0
         self.history: list[dict[str, Any]] = []
+        self.batch_index: Tensor | None = None
 
     # ------------------------------------------------------------------------ plumbing
 
@@ -505,6 +506,7 @@ class Trainer:
             if mine == self._batches_per_epoch() or i % self.world != self.rank:
                 continue
             mine += 1
+            self.batch_index = self.loader.last_index  # dataset indices, for steps that keep per-image state
             yield images.float() / 255.0, labels
 
     @torch.no_grad()

@@ -1,12 +1,26 @@
 """The MCMC searcher: acceptance rule, the chain's law, dual updates, determinism, resume."""
 
+import importlib.util
 import json
+from pathlib import Path
 
 import pytest
 import torch
 
 from autoaug.search import SearchConfig, get_searcher
-from autoaug.search.mcmc import MCMCStep, StateSpace, mh_step, per_op_dual_step
+from autoaug.search.mcmc import (
+    MCMCStep,
+    StateSpace,
+    constrained_loss,
+    mh_step,
+    per_op_dual_step,
+    single_dual_step,
+)
+
+ROOT = Path(__file__).resolve().parents[1]
+_spec = importlib.util.spec_from_file_location("sampler_agreement", ROOT / "scripts" / "sampler_agreement.py")
+sampler_agreement = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(sampler_agreement)
 
 
 def test_acceptance_rule_on_known_losses():
@@ -25,7 +39,7 @@ def test_acceptance_rule_on_known_losses():
 
 
 def test_chain_law_approaches_the_loss_proportional_target():
-    """Chains driven by MCMCStep's own proposal on a fixed loss table end up ∝ the loss."""
+    """Chains moved by MCMCStep's own proposal on a fixed loss table end up ∝ the loss."""
     cfg = SearchConfig(space="standard", levels=4, constraint="single", seed=0)
     step = MCMCStep(cfg)
     space: StateSpace = step.states
@@ -36,10 +50,10 @@ def test_chain_law_approaches_the_loss_proportional_target():
         return table[s["op"], s["level"], (s["sign"] > 0).long()]
 
     n = 20_000
-    state = step._init_slots(n)
+    state = step.chains.start(n, None)
     loss = loss_of(state)
     for _ in range(60):
-        proposal = step._propose(state)
+        proposal = step.chains.propose(state)
         state, loss, _ = mh_step(state, loss, proposal, loss_of(proposal), step.generator)
     counts = torch.zeros_like(table)
     counts.index_put_(
@@ -54,33 +68,155 @@ def test_chain_law_approaches_the_loss_proportional_target():
     assert torch.corrcoef(torch.stack([empirical.sum((1, 2)), target.sum((1, 2))]))[0, 1] > 0.9
 
 
-def test_per_op_chains_keep_their_op_and_spread_evenly():
-    step = MCMCStep(SearchConfig(space="symmetry", constraint="per_op"))
-    state = step._init_slots(230)
-    assert torch.bincount(state["op"], minlength=step.states.size).tolist() == [10] * step.states.size
-    assert torch.equal(step._propose(state)["op"], state["op"])
+def test_each_image_is_trained_on_its_own_law():
+    """With an image-dependent loss table, the state each image is trained with follows that
+    image's π(g|x) (scripts/sampler_agreement.py): per-image agreement 0 means the trained state
+    does not depend on the image, 1 is an exact draw from π(·|x) at every visit."""
+    sim = sampler_agreement.simulate
+    kw = dict(n=1000, epochs=15)
+    single = sim("per-image", False, **kw)
+    assert single["agreement"] > 0.2  # 0.34 measured; an exact draw from π(·|x) each visit scores 1.0
+    # Chains kept per batch position (the sampler before per-image chains) train on a state
+    # accepted on another image: no agreement at all. Shuffling the images does the same.
+    slot = sim("batch-slot", False, **kw)
+    assert abs(slot["agreement"]) < 0.1
+    assert abs(sim("per-image", False, shuffle_images=True, **kw)["agreement"]) < 0.1
+    # The law over ops is at least as close to its target as the batch-position chains'.
+    assert single["marginal_tv"] <= slot["marginal_tv"]
+    # Per-op constraints deal the op; the chain moves over levels: one step per visit already
+    # follows the image, more steps follow it closer.
+    per_op = [sim("per-image", True, chain_length=k, **kw)["agreement"] for k in (1, 2)]
+    assert per_op[0] > 0.2 and per_op[1] > per_op[0] + 0.08  # 0.31, 0.48 measured
+    assert abs(sim("batch-slot", True, **kw)["agreement"]) < 0.1
+
+
+def test_chains_are_kept_per_image_across_visits():
+    step = MCMCStep(SearchConfig(space="standard", levels=5, constraint="single", seed=0))
+    index = torch.tensor([7, 3, 11])
+    first = step.chains.start(3, index)
+    step.chains.keep(index, first)
+    again = step.chains.start(3, torch.tensor([11, 7, 3]))  # the same images, in another order
+    for key in ("op", "level", "sign"):
+        assert again[key].tolist() == [first[key][2], first[key][0], first[key][1]]
+    # Images never seen start from a uniform draw; so does a batch without indices.
+    other = [step.chains.start(500, None)["op"] for _ in range(2)]
+    assert not torch.equal(*other)
+
+
+def test_every_op_is_visited_when_there_are_fewer_copies_than_ops():
+    """A batch of 16 with n_aug 0.5 has 8 copies for the 23 ops of the symmetry space: the ops
+    are dealt in turn, so every op is visited, evenly."""
+    step = MCMCStep(SearchConfig(space="symmetry", constraint="per_op", batch_size=16, n_aug=0.5))
+    k = step.states.size
+    dealt = torch.cat([step.chains.start(8, None)["op"] for _ in range(k)])  # 8·23 copies
+    assert torch.bincount(dealt, minlength=k).tolist() == [8] * k
+    state = step.chains.start(230, None)
+    assert torch.equal(step.chains.propose(state)["op"], state["op"])  # a chain keeps the op it was dealt
 
 
 def test_single_dual_update():
     cfg = SearchConfig(constraint="single", dual_lr=0.1, epsilon=0.5)
     lam = torch.zeros(1, dtype=torch.float64)
-    lam = (lam + cfg.dual_lr * (torch.tensor(1.5) - cfg.epsilon)).clamp(min=0)
+    # Mean augmented loss 1.5 over 4 copies: λ rises by 0.1 · (1.5 − 0.5).
+    lam = single_dual_step(lam, torch.tensor([6.0]), torch.tensor([4.0]), cfg)
     assert lam.item() == pytest.approx(0.1)
+    # Below ε it falls, and never below 0.
+    lam = single_dual_step(lam, torch.tensor([0.0]), torch.tensor([4.0]), cfg)
+    assert lam.item() == pytest.approx(0.05)
+    lam = single_dual_step(lam, torch.tensor([0.0]), torch.tensor([4.0]), cfg)
+    assert lam.item() == 0.0
+    # A batch without copies leaves it alone.
+    assert (
+        single_dual_step(torch.tensor([0.3], dtype=torch.float64), torch.zeros(1), torch.zeros(1), cfg).item()
+        == 0.3
+    )
 
 
 def test_per_op_dual_step_reaches_the_resilient_equilibrium():
-    cfg = SearchConfig(dual_lr=0.05, relax_lr=0.05, relax_alpha=2.0, epsilon=0.3)
+    cfg = SearchConfig(dual_lr=0.15, relax_lr=0.05, relax_alpha=2.0, epsilon=0.3)
     lam = torch.zeros(3, dtype=torch.float64)
     relax = torch.zeros(3, dtype=torch.float64)
-    op = torch.tensor([0, 0, 1, 1])  # op 2 never appears: its variables stay put
-    loss = torch.tensor([1.3, 1.3, 0.1, 0.1])  # op 0 cannot meet ε; op 1 meets it
+    loss_sum = torch.tensor([2.6, 0.2, 0.0])  # op 0: two copies at 1.3, cannot meet ε; op 1 meets it
+    count = torch.tensor([2.0, 2.0, 0.0])  # op 2 never appears: its variables stay put
     for _ in range(5000):
-        lam, relax = per_op_dual_step(lam, relax, op, loss, cfg)
+        lam, relax = per_op_dual_step(lam, relax, loss_sum, count, cfg)
     # Op 0: λ = α·u and ℓ − ε − u = 0, so u = 1.0 and λ = 2.0.
     assert relax[0].item() == pytest.approx(1.0, abs=1e-3)
     assert lam[0].item() == pytest.approx(2.0, abs=1e-3)
     assert lam[1].item() == 0 and relax[1].item() == 0
     assert lam[2].item() == 0 and relax[2].item() == 0
+
+
+def test_the_documented_relaxation_cost_is_the_real_one():
+    """A tiny problem with a known answer, solved by the step's own primal objective
+    (:func:`constrained_loss`) and dual step: θ ∈ R, clean loss (θ − 1)², two "ops" with losses
+    (θ − b_g)² + c_g. The resilient problem ``min ℓ_0 + Σ α u²/2  s.t.  ℓ_g ≤ ε + u_g`` has its
+    minimum where ``ℓ_0 + Σ α/2·max(0, ℓ_g − ε)²`` has, with ``α u_g = λ_g`` there. A primal that
+    averaged over the ops instead of summing would land elsewhere (α/K in effect)."""
+    alpha, eps = 1.0, 0.2
+    b, c = torch.tensor([0.0, 1.0], dtype=torch.float64), torch.tensor([0.0, 0.0], dtype=torch.float64)
+    cfg = SearchConfig(dual_lr=0.1, relax_lr=0.05, relax_alpha=alpha, epsilon=eps)
+    theta = torch.zeros(1, dtype=torch.float64, requires_grad=True)
+    opt = torch.optim.SGD([theta], lr=0.02)
+    lam, relax = torch.zeros(2, dtype=torch.float64), torch.zeros(2, dtype=torch.float64)
+    group = torch.tensor([0, 0, 1, 1])  # two copies per op
+    counts = torch.tensor([2.0, 2.0])
+    for _ in range(20_000):
+        aug = ((theta - b[group]) ** 2 + c[group]).view(-1)
+        total = constrained_loss((theta - 1).pow(2).sum(), aug, group, lam, counts)
+        opt.zero_grad()
+        total.backward()
+        opt.step()
+        with torch.no_grad():
+            sums = torch.zeros(2, dtype=torch.float64).index_add_(0, group, aug.detach())
+        lam, relax = per_op_dual_step(lam, relax, sums, counts, cfg)
+    grid = torch.linspace(-2, 4, 600_001, dtype=torch.float64)
+    losses = (grid[:, None] - b) ** 2 + c
+    objective = (grid - 1) ** 2 + (alpha / 2 * (losses - eps).clamp(min=0) ** 2).sum(1)
+    best = grid[objective.argmin()].item()
+    assert theta.item() == pytest.approx(best, abs=2e-3)
+    assert torch.allclose(alpha * relax, lam, atol=2e-3)
+    ell = (theta.detach() - b) ** 2 + c
+    assert torch.allclose(relax, (ell - eps).clamp(min=0), atol=2e-3)
+    assert lam[1].item() == 0 and lam[0].item() > 0.2  # op 1 meets its constraint at θ*, op 0 does not
+    # The averaged primal's answer is measurably different (0.813 against 0.741).
+    averaged = (grid - 1) ** 2 + (alpha / 4 * (losses - eps).clamp(min=0) ** 2).sum(1)
+    assert abs(grid[averaged.argmin()].item() - best) > 0.05
+
+
+def test_the_learned_policy_is_continuous_in_the_duals():
+    """All λ = 0 is no augmentation; a tiny λ on one op is that op with a tiny probability; λ on
+    an unmet op alone is (nearly) no augmentation, like its neighbours; a met op's λ counts."""
+    cfg = SearchConfig(dataset="glyphs", space="symmetry", progress=False, levels=5, epsilon=0.6)
+    step = MCMCStep(cfg)
+    ops = step.states.ops
+    k = len(ops)
+
+    def policy(lam, relax=None):
+        step.history = [{"lambda": lam, "relaxation": relax or [0.0] * k, "op_aug_loss": {}, "op_proposal_loss": {},
+                         "histogram": [[1.0] * cfg.levels for _ in range(k)], "acceptance": 0.5}]  # fmt: skip
+        p = step.learned_policy()
+        return (
+            {e.op: e.prob * e.weight / sum(x.weight for x in p.stages[0]) for e in p.stages[0]}
+            if p.stages
+            else {}
+        )
+
+    assert policy([0.0] * k) == {}
+    one = [0.0] * k
+    one[ops.index("rotate")] = 1e-6
+    assert policy(one) == {"rotate": pytest.approx(1e-6, rel=1e-3)}  # applied to one image in a million
+    unmet, relax = [0.0] * k, [0.0] * k
+    unmet[ops.index("hflip")], relax[ops.index("hflip")] = 1.2, 0.9  # u ≥ ε: tapered to nothing
+    assert policy(unmet, relax) == {}
+    unmet[ops.index("hflip")], relax[ops.index("hflip")] = 1.2, 0.59  # just under: a sliver
+    assert policy(unmet, relax)["hflip"] < 0.02
+    both = list(unmet)
+    both[ops.index("rotate")] = 0.25  # a met op beside it: (λ = 0.25) / (1 + Σ w)
+    got = policy(both, relax)
+    assert got["rotate"] == pytest.approx(
+        0.25 / (1 + 0.25 + got["hflip"] / (1 - sum(got.values()))), rel=0.05
+    )
 
 
 def _tiny(tmp_path, name, **kw):
@@ -99,6 +235,7 @@ def test_same_seed_same_policy(tmp_path):
     assert ha == hb
     for f in ("policy.json", "history.json", "metrics.jsonl", "config.yaml", "model.pt", "checkpoint.pt"):
         assert (tmp_path / "a" / f).is_file(), f
+    assert a.policy.meta["image_size"] == [32, 32]  # what the export needs for pixel translations
     # The run directory is a policy wherever one is expected, and `show` draws its history.
     from autoaug.cli import main
 
@@ -118,7 +255,7 @@ def test_resume_keeps_sampler_and_duals(tmp_path):
     trainer.config.epochs = 1  # run one epoch of a three-epoch schedule
     trainer.fit()
     state = torch.load(trainer.checkpoint_path, weights_only=True)
-    assert state["epoch"] == 1 and "slots" in state["step"]
+    assert state["epoch"] == 1 and state["step"]["chains"]["seen"].any()
     cfg.epochs = 3
     resumed = get_searcher("mcmc")(cfg).run(resume=True)
     assert resumed.policy.to_dict() == full.policy.to_dict()
@@ -156,7 +293,7 @@ def test_rejected_ops_separate_a_floor_from_a_slow_symmetry():
 
 
 def test_unmet_ops_are_left_out_of_the_learned_policy(tmp_path):
-    """The policy leaves out every op whose constraint stays unmet, falling loss or not."""
+    """Unmet ops are named; the policy tapers their weight by how far their relaxation is up."""
     from autoaug.search.mcmc import unmet_ops
 
     series = {"hflip": [1.6, 1.8, 1.9, 1.8], "scale": [1.9, 1.6, 1.2, 1.0], "rotate": [1.2, 0.6, 0.4, 0.3]}
@@ -174,9 +311,10 @@ def test_unmet_ops_are_left_out_of_the_learned_policy(tmp_path):
     step.history = [{"lambda": lam, "relaxation": relax, "op_aug_loss": loss, "op_proposal_loss": loss,
                      "histogram": [[1.0] * cfg.levels for _ in range(k)], "acceptance": 0.5}]  # fmt: skip
     policy = step.learned_policy()
-    names = {e.op for e in policy.stages[0]}
-    assert "hflip" not in names and "scale" not in names and "rotate" in names
-    assert policy.meta["left_out"] == ["hflip", "scale"]
+    weight = {e.op: e.weight for e in policy.stages[0]}
+    # hflip's relaxation is above ε: no weight left; scale's is near it: a sixth of rotate's.
+    assert "hflip" not in weight and weight["scale"] == pytest.approx(weight["rotate"] / 6)
+    assert policy.meta["left_out"] == ["hflip"]
 
 
 def test_search_command_ends_with_a_summary(tmp_path, capsys):
@@ -212,7 +350,7 @@ def test_fused_pass_gives_the_same_losses_and_gradients(tmp_path):
         total, stats = step.loss(trainer, images, labels)
         total.backward()
         grads = torch.cat([p.grad.flatten() for p in trainer.net.parameters() if p.grad is not None])
-        results.append((total.detach(), stats, grads, step.slots, step.op_loss.clone()))
+        results.append((total.detach(), stats, grads, step.chains.table, step.op_loss.clone()))
     (t0, s0, g0, slots0, ol0), (t1, s1, g1, slots1, ol1) = results
     assert torch.allclose(t0, t1, atol=1e-5)
     assert s0["clean_loss"] == pytest.approx(s1["clean_loss"], abs=1e-5)

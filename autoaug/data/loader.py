@@ -77,6 +77,7 @@ class DeviceLoader:
         self._generator = torch.Generator().manual_seed(seed)
         self._resume_batch = 0
         self._current: dict[str, Any] | None = None  # the epoch being iterated, for state_dict
+        self.last_index: Tensor | None = None
         try:
             self.images = split.images.to(self.device)
             self.labels = split.labels.to(self.device)
@@ -108,6 +109,7 @@ class DeviceLoader:
             idx = order[b * self.batch_size : (b + 1) * self.batch_size]
             # Counted before the yield: a checkpoint taken after the step on this batch resumes at the next.
             current["batch"] = b + 1
+            self.last_index = idx  # the dataset indices of the batch just yielded
             if self.resident:
                 yield self.images[idx], self.labels[idx]
             else:

@@ -27,20 +27,19 @@ class SearchConfig(TrainConfig):
     """Settings of a search: the trainer's, plus the search method and its knobs."""
 
     epochs: int = 8  # the default search: about 4.5 minutes on 2 CPU cores (10 epochs took 5.4)
-    grad_clip: float | None = 5.0  # the reference code clips the gradient norm at 5
     method: str = "mcmc"
     space: str = "symmetry"
     levels: int = 30  # magnitude levels of the sampler (DESIGN.md: 30)
     # MCMC (Hounie, Chamon & Ribeiro, ICML 2023)
     constraint: str = "per_op"  # "single": one dual variable; "per_op": one per op, resilient
     epsilon: float = 0.6  # margin of the invariance constraint
-    dual_lr: float = 0.02
-    chain_length: int = 1  # Metropolis-Hastings steps per batch
-    n_aug: float = 1.0  # augmented copies per image; below 1, only that fraction of each batch gets one
+    dual_lr: float = 0.02  # step of the total multiplier; per op, each λ_g moves by dual_lr / (number of ops)
+    chain_length: int = 1  # Metropolis-Hastings steps per image per visit
+    n_aug: float = 0.5  # augmented copies per image; below 1, only that fraction of each batch gets one
     fused: bool = False  # one forward over the clean and augmented images (BatchNorm statistics over both)
-    relax_alpha: float = 2.0  # resilient relaxation cost h(u) = alpha·u²/2
-    relax_lr: float = 0.02
-    policy_epochs: int = 3  # the learned policy is the sampler's law over the last K epochs
+    relax_alpha: float = 0.1  # resilient relaxation cost h(u) = alpha·u²/2 per op; at equilibrium alpha·u = λ
+    relax_lr: float = 0.4
+    policy_epochs: int = 3  # the learned policy is what the model trained on over the last K epochs
     interpolation: str = "bilinear"
     # optuna (black-box search, autoaug/search/optuna.py): each trial trains a short proxy model
     n_trials: int = 20  # the study's budget: finished (complete or pruned) trials over all workers

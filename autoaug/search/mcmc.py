@@ -1,33 +1,53 @@
 """Invariance-constrained learning with a Metropolis-Hastings sampler (Hounie, Chamon &
 Ribeiro, "Automatic Data Augmentation via Invariance-Constrained Learning", ICML 2023).
 
-Learning is ``min_f E[ℓ(f(x), y)]  s.t.  E_{g~π_f}[ℓ(f(g·x), y)] ≤ ε`` with π_f ∝ the loss of
-the current model: augmentation goes where the model is least invariant. Solved primal-dual:
+Learning is ``min_f E[ℓ(f(x), y)]  s.t.  E_{g~π_f}[ℓ(f(g·x), y)] ≤ ε`` with π_f(g|x) ∝ the loss
+of the current model on ``g·x``: augmentation goes where the model is least invariant, image by
+image. Solved primal-dual:
 
-* **Sampler.** Each augmented slot of a batch keeps a chain state ``(op, level, sign)``. The
-  chain proposes a state uniformly over the space and accepts it with probability
-  ``min(1, ℓ_proposal / ℓ_current)`` (losses without grad), so its law tends to one
-  proportional to the loss. The state a slot holds when the batch arrives is the one the model
-  trains on; its loss, computed once with grad, is also the ``ℓ_current`` of the
-  Metropolis-Hastings step, so one step costs one extra forward pass (the reference code
-  recomputes both states: about 2.7 plain steps; this costs about 2.3).
-* **Primal step.** ``CE(f(x), y) + λ·CE(f(g·x), y)``, SGD with gradient clipping. With
-  ``fused=True`` the clean and augmented images go through the model as one batch: the same
-  arithmetic in fewer, larger kernels (what a GPU wants), but BatchNorm's batch statistics
-  then cover both halves.
-* **Dual step,** every batch: ``λ ← max(0, λ + η_λ·(mean augmented loss − ε))``.
-* **Per-op constraints** (``constraint="per_op"``, beyond the paper): one dual variable per op,
-  ops spread evenly over the slots, each chain moving over levels and signs of its op, with
-  the resilient relaxation of Hounie, Chamon & Ribeiro (NeurIPS 2023): ``λ_g ← max(0, λ_g +
-  η_λ·(ℓ_g − ε − u_g))``, ``u_g ← max(0, u_g − η_u·(α·u_g − λ_g))``. An op that changes the
-  label cannot meet its constraint; its relaxation ``u_g`` grows to about ``ℓ_g − ε`` instead
-  of its λ growing without bound, and that size measures how far the task is from being
-  invariant to the op.
+* **Sampler: one chain per image.** Each training image keeps a chain state ``(op, level,
+  sign)``, keyed by its index in the dataset and kept across epochs (:class:`Chains`). At each
+  visit the chain takes Metropolis-Hastings steps *on that image with the current model*: the
+  kept state's loss and a uniform proposal's loss are computed without grad, the proposal is
+  accepted with probability ``min(1, ℓ_proposal / ℓ_current)``, and the model trains on the
+  state the step ends in. So the state an image is trained with is a draw of that image's
+  π(g|x), and over the epochs the chain mixes towards it. Why this and not the reference
+  code's fresh 2-state chain per batch: the same cost (two no-grad forwards per augmented
+  image), but a kept chain starts where that image's mass already is, so its law is close to
+  π(g|x) after a few visits rather than one step away from uniform. The no-grad forward of
+  the kept state is needed because the model moved since the image's last visit (a stored
+  loss would be an epoch old and bias the acceptance). Ops without a magnitude or sign
+  (``hflip``) have one state: their chains skip the forwards. Without dataset indices (a step
+  driven from outside the trainer) a chain starts from a uniform draw each visit.
+* **Primal step.** ``CE(f(x), y) + Σ_g λ_g·ℓ_g`` where ``ℓ_g`` is the mean augmented loss of
+  the copies with op g (one constraint: ``λ·ℓ``), SGD. With ``fused=True`` the clean and
+  augmented images go through the model as one batch: the same arithmetic in fewer, larger
+  kernels (what a GPU wants), but BatchNorm's batch statistics then cover both halves.
+* **Dual step,** every batch: ``λ ← max(0, λ + η_λ·(ℓ_aug − ε))``.
+* **Per-op constraints** (``constraint="per_op"``, the default, beyond the paper): one dual
+  variable per op. Each batch the ops are dealt to the augmented copies in turn (an offset
+  that moves on by the number of copies every batch, shuffled within the batch), so every op
+  is visited evenly at any batch size, also when there are fewer copies than ops; each chain
+  then moves over the levels and signs of the op it is dealt. The relaxation is the resilient
+  one of Hounie, Chamon & Ribeiro (NeurIPS 2023): ``min ℓ_0 + Σ_g α·u_g²/2  s.t.  ℓ_g ≤ ε + u_g``,
+  so ``λ_g ← max(0, λ_g + η_λ·(ℓ_g − ε − u_g))``, ``u_g ← max(0, u_g − η_u·(α·u_g − λ_g))``, and
+  at equilibrium ``α·u_g = λ_g`` with the λ_g that weights ``ℓ_g`` in the primal (the primal is a
+  sum over ops, not a mean, so α is the real relaxation cost). An op that changes the label
+  cannot meet its constraint; its relaxation grows to about ``ℓ_g − ε`` instead of its λ growing
+  without bound, and that size measures how far the task is from being invariant to the op.
+* **torchrun:** the per-op loss sums and counts are all-reduced before each dual step (every
+  rank holds the same λ and u), the epoch's statistics and the chains an epoch moved are
+  all-reduced at its end (every rank writes the same history and policy).
 
-The learned policy is the sampler's law over the last ``policy_epochs`` epochs (op weights
-∝ how often each op was trained on, or ∝ λ_g with per-op constraints; magnitudes ∝ how
-often each level was), without the ops whose constraint stayed unmet (:func:`unmet_ops`: they
-may change the label), written in autoaug's policy format.
+**The learned policy** (:func:`policy_weights`) is what the model was trained on, as one
+transform per image: the clean image with weight 1 and op g with weight ``λ̄_g`` (λ averaged
+over the last ``policy_epochs`` epochs), so an op is applied with probability ``W / (1 + W)``,
+``W = Σ_g w_g``, and picked ∝ ``w_g``, at the levels its chains were trained on. An op whose
+relaxation stays up may change the label; its weight is tapered by ``max(0, 1 − ū_g/ε)`` (none
+left once its augmented loss holds at twice the margin). Every step of this is continuous in
+the search's state: all λ = 0 is no augmentation, a tiny λ a tiny probability. With one
+constraint, ops are picked as often as the sampler trained on them, applied with probability
+``λ̄ / (1 + λ̄)``.
 """
 
 from __future__ import annotations
@@ -38,6 +58,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+import torch.distributed as dist
 import torch.nn.functional as F
 from torch import Tensor
 
@@ -64,6 +85,8 @@ class StateSpace:
         ]
         self.policy = Policy([stage], space=space, interpolation=interpolation, name=f"{space}_states")
         self.signed = torch.tensor([get_op(n).signed for n in self.ops])
+        # Ops with more than one state: a chain over the others' levels and signs cannot move.
+        self.movable = torch.tensor([get_op(n).has_magnitude or get_op(n).signed for n in self.ops])
 
     @property
     def size(self) -> int:
@@ -108,18 +131,174 @@ def mh_step(
     return new_state, new_loss, accept
 
 
+class Chains:
+    """One Metropolis-Hastings chain per training image, keyed by its index in the dataset.
+
+    ``start`` gives the states a batch's chains are in (kept from the images' last visits;
+    a uniform draw for an image not seen yet or without an index), ``propose`` a uniform
+    proposal, ``keep`` stores where the chains ended. With per-op constraints the op is not
+    the chain's to choose: :meth:`deal` hands the ops out in turn, and the chain keeps its
+    level and sign from one op to the next (both are fractions of a range).
+
+    Args:
+        states: the state space.
+        per_op: deal the ops instead of sampling them.
+        generator: the searcher's generator (all draws come from it).
+    """
+
+    def __init__(self, states: StateSpace, per_op: bool, generator: torch.Generator):
+        self.states = states
+        self.per_op = per_op
+        self.generator = generator
+        self.offset = 0  # where the next batch's dealing of ops starts
+        self.table: dict[str, Tensor] = {}  # op, level, sign, seen: one row per dataset index
+        self.touched = torch.zeros(0, dtype=torch.bool)  # rows moved this epoch (for torchrun)
+
+    def deal(self, n: int) -> Tensor:
+        """Ops for ``n`` copies: ``offset, offset + 1, ...`` modulo the space, shuffled."""
+        k = self.states.size
+        ops = (torch.arange(n) + self.offset) % k
+        self.offset = (self.offset + n) % k
+        return ops[torch.randperm(n, generator=self.generator)]
+
+    def _grow(self, size: int) -> None:
+        have = len(self.touched)
+        if size <= have:
+            return
+        extra = size - have
+        fresh = {
+            "op": torch.zeros(extra, dtype=torch.long),
+            "level": torch.zeros(extra, dtype=torch.long),
+            "sign": torch.ones(extra),
+            "seen": torch.zeros(extra, dtype=torch.bool),
+        }
+        self.table = {k: torch.cat([self.table[k], v]) if self.table else v for k, v in fresh.items()}
+        self.touched = torch.cat([self.touched, torch.zeros(extra, dtype=torch.bool)])
+
+    def start(self, n: int, index: Tensor | None) -> dict[str, Tensor]:
+        state = self.states.uniform(n, self.generator, self.deal(n) if self.per_op else None)
+        if index is not None:
+            index = index.cpu()
+            self._grow(int(index.max()) + 1)
+            seen = self.table["seen"][index]
+            keys = ("level", "sign") if self.per_op else ("op", "level", "sign")
+            for key in keys:
+                state[key] = torch.where(seen, self.table[key][index], state[key])
+        return state
+
+    def propose(self, current: dict[str, Tensor]) -> dict[str, Tensor]:
+        n = len(current["op"])
+        return self.states.uniform(n, self.generator, current["op"] if self.per_op else None)
+
+    def keep(self, index: Tensor | None, state: dict[str, Tensor]) -> None:
+        if index is None:
+            return
+        index = index.cpu()
+        for key in ("op", "level", "sign"):
+            self.table[key][index] = state[key]
+        self.table["seen"][index] = True
+        self.touched[index] = True
+
+    def sync(self) -> None:
+        """Under torchrun: every rank takes the rows any rank moved this epoch (the ranks see
+        disjoint images, so a row is moved by at most one)."""
+        if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
+            size = torch.tensor([len(self.touched)])
+            dist.all_reduce(size, op=dist.ReduceOp.MAX)
+            self._grow(int(size))
+            mask = self.touched.long()
+            rows = torch.stack([self.table["op"], self.table["level"], self.table["sign"].long()]) * mask
+            dist.all_reduce(rows)
+            dist.all_reduce(mask)
+            moved = mask > 0
+            rows = rows // mask.clamp(min=1)
+            self.table["op"] = torch.where(moved, rows[0], self.table["op"])
+            self.table["level"] = torch.where(moved, rows[1], self.table["level"])
+            self.table["sign"] = torch.where(moved, rows[2].float(), self.table["sign"])
+            self.table["seen"] |= moved
+        self.touched.zero_()
+
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "offset": self.offset,
+            "touched": self.touched.clone(),
+            **{k: v.clone() for k, v in self.table.items()},
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.offset = int(state.get("offset", 0))
+        self.touched = state.get("touched", torch.zeros(0, dtype=torch.bool)).clone()
+        self.table = {k: state[k].clone() for k in ("op", "level", "sign", "seen") if k in state}
+        if not self.table:
+            self.touched = torch.zeros(0, dtype=torch.bool)
+
+
+def _world() -> int:
+    return dist.get_world_size() if dist.is_available() and dist.is_initialized() else 1
+
+
+def _all_reduce(t: Tensor) -> Tensor:
+    if _world() > 1:
+        dist.all_reduce(t)
+    return t
+
+
+def constrained_loss(clean: Tensor, aug: Tensor, group: Tensor, lam: Tensor, counts: Tensor) -> Tensor:
+    """The primal objective ``clean + Σ_g λ_g · ℓ_g``, ``ℓ_g`` the mean loss of group g's copies.
+
+    Args:
+        clean: the clean loss (a scalar).
+        aug: per-copy augmented losses (with grad).
+        group: each copy's constraint (its op with per-op constraints, else 0).
+        lam: the dual variables, one per group.
+        counts: copies per group over every rank (this rank's alone without torchrun): under
+            DistributedDataParallel the ranks' gradients are averaged, so each rank's share is
+            scaled by the world size.
+
+    Shape:
+        aug, group: N; lam, counts: G.
+    """
+    weight = lam.to(aug.device, aug.dtype) * _world() / counts.to(aug.device, aug.dtype).clamp(min=1)
+    return clean + (weight[group.to(aug.device)] * aug).sum()
+
+
 def per_op_dual_step(
-    lam: Tensor, relax: Tensor, op: Tensor, loss: Tensor, config: SearchConfig
+    lam: Tensor, relax: Tensor, loss_sum: Tensor, count: Tensor, config: SearchConfig
 ) -> tuple[Tensor, Tensor]:
-    """The per-op dual ascent with resilient relaxation, for the ops present in the batch:
-    ``λ_g ← max(0, λ_g + η_λ(ℓ_g − ε − u_g))``, ``u_g ← max(0, u_g − η_u(α u_g − λ_g))``."""
-    present = torch.bincount(op, minlength=len(lam)).to(lam.dtype)
-    mean = torch.zeros_like(lam).index_add_(0, op, loss.to(lam.dtype)) / present.clamp(min=1)
-    seen = present > 0
-    new_lam = (lam + config.dual_lr * (mean - config.epsilon - relax)).clamp(min=0)
+    """The per-op dual ascent with resilient relaxation, for the ops present in the batch
+    (``count > 0``; ``loss_sum / count`` is an op's mean augmented loss):
+    ``λ_g ← max(0, λ_g + η_λ(ℓ_g − ε − u_g))``, ``u_g ← max(0, u_g − η_u(α u_g − λ_g))``, with
+    ``η_λ = dual_lr / K`` for K ops: ``dual_lr`` is the pace of the total multiplier ``Σ_g λ_g``,
+    as it is of the one multiplier of a single constraint. Step sizes change the path, not the
+    equilibrium: ``α u_g = λ_g`` and ``u_g = ℓ_g − ε`` wherever ``λ_g > 0``."""
+    mean = loss_sum.to(lam.dtype) / count.to(lam.dtype).clamp(min=1)
+    seen = count > 0
+    new_lam = (lam + config.dual_lr / len(lam) * (mean - config.epsilon - relax)).clamp(min=0)
     lam = torch.where(seen, new_lam, lam)
     new_relax = (relax - config.relax_lr * (config.relax_alpha * relax - lam)).clamp(min=0)
     return lam, torch.where(seen, new_relax, relax)
+
+
+def single_dual_step(lam: Tensor, loss_sum: Tensor, count: Tensor, config: SearchConfig) -> Tensor:
+    """One constraint: ``λ ← max(0, λ + η_λ(ℓ_aug − ε))``, ``ℓ_aug = loss_sum / count``."""
+    mean = loss_sum.to(lam.dtype) / count.to(lam.dtype).clamp(min=1)
+    return torch.where(count > 0, (lam + config.dual_lr * (mean - config.epsilon)).clamp(min=0), lam)
+
+
+def policy_weights(lam: Tensor, relax: Tensor | None, epsilon: float) -> Tensor:
+    """Each op's weight in the learned policy, next to the clean image's 1: its dual variable,
+    tapered by ``max(0, 1 − u/ε)`` where its relaxation u stays up (per-op constraints).
+
+    Continuous in λ and u: all λ = 0 gives no augmentation, a small λ a small weight.
+
+    Examples:
+        >>> policy_weights(torch.tensor([0.0, 0.2, 0.4]), torch.tensor([0.0, 0.3, 0.9]), 0.6).tolist()
+        [0.0, 0.1, 0.0]
+    """
+    lam = lam.clamp(min=0)
+    if relax is None or epsilon <= 0:
+        return lam
+    return lam * (1 - relax / epsilon).clamp(0, 1)
 
 
 class MCMCStep:
@@ -136,11 +315,13 @@ class MCMCStep:
         self.states = StateSpace(config.space, config.levels, config.interpolation)
         self.per_op = config.constraint == "per_op"
         k, lv = self.states.size, config.levels
-        self.generator = torch.Generator().manual_seed(config.seed + 104729)
-        self.slots: dict[str, Tensor] | None = None
+        rank = dist.get_rank() if dist.is_available() and dist.is_initialized() else 0
+        self.generator = torch.Generator().manual_seed(config.seed + 104729 + 7919 * rank)
+        self.chains = Chains(self.states, self.per_op, self.generator)
         self.lam = torch.zeros(k if self.per_op else 1, dtype=torch.float64)
         self.relax = torch.zeros(k, dtype=torch.float64)
         self.history: list[dict[str, Any]] = []
+        self.image_size: tuple[int, int] | None = None
         self._reset_epoch(k, lv)
 
     def _reset_epoch(self, k: int, lv: int) -> None:
@@ -149,35 +330,74 @@ class MCMCStep:
         self.op_n = torch.zeros(k, dtype=torch.float64)
         self.prop_loss = torch.zeros(k, dtype=torch.float64)  # loss of proposals, per op
         self.prop_n = torch.zeros(k, dtype=torch.float64)
-        self.sums = {"accepted": 0.0, "proposed": 0.0}
+        self.accepted = torch.zeros(2, dtype=torch.float64)  # accepted, proposed
 
     # ------------------------------------------------------------------------ the step
 
-    def _init_slots(self, n: int) -> dict[str, Tensor]:
-        ops = None
-        if self.per_op:  # every op gets an even share of the slots, in a random arrangement
-            ops = torch.arange(n) % self.states.size
-            ops = ops[torch.randperm(n, generator=self.generator)]
-        return self.states.uniform(n, self.generator, ops)
+    def sample(self, n: int, index: Tensor | None, evaluate) -> tuple[Tensor | None, dict[str, Tensor]]:
+        """Move the chains of ``n`` augmented copies one visit on; return the copies to train
+        on (the states their chains ended in) and those states.
 
-    def _propose(self, current: dict[str, Tensor]) -> dict[str, Tensor]:
-        n = len(current["op"])
-        return self.states.uniform(n, self.generator, current["op"] if self.per_op else None)
+        Args:
+            n: copies in the batch.
+            index: each copy's image index in the dataset (keys its chain), or None.
+            evaluate: ``evaluate(state, rows, need_loss) -> (images, loss)``: the copies
+                ``rows`` transformed by ``state`` and, when asked, their losses without grad
+                under the current model (``images`` may be None where only losses matter).
+        """
+        state = self.chains.start(n, index)
+        steps = self.config.chain_length
+        moving = self.states.movable[state["op"]] if self.per_op else torch.ones(n, dtype=torch.bool)
+        if steps == 0 or not moving.any():
+            images, _ = evaluate(state, torch.arange(n), False)
+            self.chains.keep(index, state)
+            return images, state
+        m, still = moving.nonzero().squeeze(1), (~moving).nonzero().squeeze(1)
+        sub = {k: v[m] for k, v in state.items()}
+        x_m, cur_loss = evaluate(sub, m, True)
+        for _ in range(steps):
+            proposal = self.chains.propose(sub)
+            xp, prop_loss = evaluate(proposal, m, True)
+            self.prop_loss.index_add_(0, proposal["op"], prop_loss.double().cpu())
+            self.prop_n.index_add_(0, proposal["op"], torch.ones(len(m), dtype=torch.float64))
+            sub, cur_loss, accept = mh_step(sub, cur_loss, proposal, prop_loss, self.generator)
+            if x_m is not None:
+                x_m = torch.where(accept.to(x_m.device).view(-1, *[1] * (x_m.dim() - 1)), xp, x_m)
+            self.accepted += torch.tensor([accept.sum().item(), len(m)], dtype=torch.float64)
+        state = {k: v.clone() for k, v in state.items()}
+        for k in state:
+            state[k][m] = sub[k]
+        images = None
+        if x_m is not None:
+            images = x_m.new_empty((n, *x_m.shape[1:]))
+            images[m.to(x_m.device)] = x_m
+            if len(still):
+                x_s, _ = evaluate({k: v[still] for k, v in state.items()}, still, False)
+                images[still.to(x_m.device)] = x_s
+        self.chains.keep(index, state)
+        return images, state
 
     def loss(self, trainer: Trainer, images: Tensor, labels: Tensor) -> tuple[Tensor, dict[str, float]]:
         cfg = self.config
         b = len(images)
-        n = max(
-            1, round(cfg.n_aug * b)
-        )  # augmented slots: n_aug copies of each image, or a fraction of the batch
-        if self.slots is None or len(self.slots["op"]) != n:
-            self.slots = self._init_slots(n)
+        self.image_size = (int(images.shape[-2]), int(images.shape[-1]))
+        n = max(1, round(cfg.n_aug * b))  # augmented copies: n_aug per image, or a fraction of the batch
         copies = math.ceil(n / b)
         xs = images.repeat(copies, 1, 1, 1)[:n]
         ys = labels.repeat(copies)[:n]
+        index = getattr(trainer, "batch_index", None)
+        if index is not None:
+            index = index.repeat(copies)[:n]
 
-        current = self.slots
-        augmented = self.states.apply(xs, current, torch.rand(n, 2, generator=self.generator))
+        def evaluate(state: dict[str, Tensor], rows: Tensor, need_loss: bool) -> tuple[Tensor, Tensor | None]:
+            rows = rows.to(xs.device)
+            x = self.states.apply(xs[rows], state, torch.rand(len(rows), 2, generator=self.generator))
+            if not need_loss:
+                return x, None
+            with torch.no_grad():
+                return x, F.cross_entropy(trainer.forward(x), ys[rows], reduction="none")
+
+        augmented, state = self.sample(n, index, evaluate)
         if cfg.fused:  # one pass of b + n images: fewer, larger kernels; BatchNorm sees both halves
             logits, aug_logits = trainer.forward(torch.cat([images, augmented])).split([b, n])
         else:
@@ -185,35 +405,25 @@ class MCMCStep:
         clean = F.cross_entropy(logits, labels, label_smoothing=cfg.label_smoothing)
         aug = F.cross_entropy(aug_logits, ys, reduction="none")
 
-        # Metropolis-Hastings: the trained state's loss is the chain's current loss.
-        state, cur_loss = current, aug.detach()
-        for _ in range(cfg.chain_length):
-            proposal = self._propose(state)
-            with torch.no_grad():
-                xp = self.states.apply(xs, proposal, torch.rand(n, 2, generator=self.generator))
-                prop_loss = F.cross_entropy(trainer.forward(xp), ys, reduction="none")
-            self.prop_loss.index_add_(0, proposal["op"], prop_loss.double().cpu())
-            self.prop_n.index_add_(0, proposal["op"], torch.ones(n, dtype=torch.float64))
-            state, cur_loss, accept = mh_step(state, cur_loss, proposal, prop_loss, self.generator)
-            self.sums["accepted"] += accept.sum().item()
-            self.sums["proposed"] += n
-        self.slots = state
-
         # Statistics of the trained states.
-        op = current["op"]
+        op = state["op"]
         aug_cpu = aug.detach().double().cpu()
-        self.counts.index_put_((op, current["level"]), torch.ones(n, dtype=torch.float64), accumulate=True)
+        self.counts.index_put_((op, state["level"]), torch.ones(n, dtype=torch.float64), accumulate=True)
         self.op_loss.index_add_(0, op, aug_cpu)
         self.op_n.index_add_(0, op, torch.ones(n, dtype=torch.float64))
 
-        # Primal loss and dual step.
+        # Primal loss and dual step, on the sums over every rank.
+        group = op if self.per_op else torch.zeros_like(op)
+        g = len(self.lam)
+        sums = torch.zeros(2, g, dtype=torch.float64)
+        sums[0].index_add_(0, group, aug_cpu)
+        sums[1].index_add_(0, group, torch.ones(n, dtype=torch.float64))
+        _all_reduce(sums)
+        total = constrained_loss(clean, aug, group, self.lam, sums[1])
         if self.per_op:
-            weights = self.lam.to(aug.device, aug.dtype)[op.to(aug.device)]
-            total = clean + (weights * aug).mean()
-            self.lam, self.relax = per_op_dual_step(self.lam, self.relax, op, aug_cpu, cfg)
+            self.lam, self.relax = per_op_dual_step(self.lam, self.relax, sums[0], sums[1], cfg)
         else:
-            total = clean + float(self.lam[0]) * aug.mean()
-            self.lam = (self.lam + cfg.dual_lr * (aug_cpu.mean() - cfg.epsilon)).clamp(min=0)
+            self.lam = single_dual_step(self.lam, sums[0], sums[1], cfg)
 
         acc = (logits.argmax(1) == labels).float().mean().item()
         aug_acc = (aug_logits.argmax(1) == ys).float().mean().item()
@@ -222,11 +432,19 @@ class MCMCStep:
 
     # ----------------------------------------------------------------------- per epoch
 
+    def _reduce_epoch(self) -> None:
+        """Under torchrun: sum the epoch's statistics over the ranks, and share the moved chains."""
+        if _world() > 1:
+            for t in (self.counts, self.op_loss, self.op_n, self.prop_loss, self.prop_n, self.accepted):
+                dist.all_reduce(t)
+        self.chains.sync()
+
     def end_epoch(self, trainer: Trainer, epoch: int) -> dict[str, Any]:
+        self._reduce_epoch()
         ops = self.states.ops
         op_loss = (self.op_loss / self.op_n.clamp(min=1)).tolist()
         prop_loss = (self.prop_loss / self.prop_n.clamp(min=1)).tolist()
-        acceptance = self.sums["accepted"] / max(self.sums["proposed"], 1)
+        acceptance = float(self.accepted[0] / self.accepted[1].clamp(min=1))
         record = {
             "epoch": epoch + 1,
             "acceptance": acceptance,
@@ -244,42 +462,55 @@ class MCMCStep:
         return {"acceptance": acceptance, "lambda_mean": lam}
 
     def learned_policy(self) -> Policy:
-        """The sampler's law over the last ``policy_epochs`` epochs, as a policy."""
+        """What the model was trained on over the last ``policy_epochs`` epochs, as a policy
+        (the module's description says how)."""
         recent = self.history[-max(1, self.config.policy_epochs) :]
         if not recent:
             raise ValueError("no epoch has finished yet: nothing to make a policy from")
-        counts = torch.tensor([r["histogram"] for r in recent]).sum(0)  # K×L
+        counts = torch.tensor([r["histogram"] for r in recent], dtype=torch.float64).sum(0)  # K×L
         if self.per_op:
-            lam = torch.tensor([r["lambda"] for r in recent]).mean(0)
-            weights = lam if lam.sum() > 0 else counts.sum(1)
+            lam = torch.tensor([r["lambda"] for r in recent], dtype=torch.float64).mean(0)
+            relax = torch.tensor([r["relaxation"] for r in recent], dtype=torch.float64).mean(0)
+            weights = policy_weights(lam, relax, self.config.epsilon)
+            tapered = [
+                o for o, w, lg in zip(self.states.ops, weights.tolist(), lam.tolist()) if lg > 0 and w <= 0
+            ]
         else:
-            weights = counts.sum(1)
-        # An op whose constraint stays unmet has the largest λ of all; it may change the label,
-        # and training on it would then teach wrong labels, so the policy leaves it out.
-        left_out = {name for name, _ in unmet_ops(self.history, self.states.ops, self.config.epsilon)}
+            lam = float(torch.tensor([r["lambda"] for r in recent], dtype=torch.float64).mean())
+            trained = counts.sum(1)
+            weights = lam * trained / trained.sum().clamp(min=1)
+            tapered = []
+        total = float(weights.sum())
+        prob = total / (1 + total)  # the clean image's weight is 1
         entries = []
         lv = self.config.levels
         for k, name in enumerate(self.states.ops):
             w = float(weights[k])
-            if w <= 0 or counts[k].sum() <= 0 or name in left_out:
+            if w <= 0 or name == "identity":
                 continue
             if not get_op(name).has_magnitude:
-                entries.append(OpEntry(name, w, 1.0))
+                entries.append(OpEntry(name, w, prob))
                 continue
-            levels = [(i + 1) / lv for i in range(lv) if counts[k, i] > 0]
-            probs = [float(c) for c in counts[k] if c > 0]
-            entries.append(OpEntry(name, w, 1.0, tuple(levels), tuple(probs)))
+            hist = counts[k] if counts[k].sum() > 0 else torch.ones(lv, dtype=torch.float64)
+            levels = [(i + 1) / lv for i in range(lv) if hist[i] > 0]
+            probs = [float(c) for c in hist if c > 0]
+            entries.append(OpEntry(name, w, prob, tuple(levels), tuple(probs)))
+        meta = {"searcher": "mcmc", "constraint": self.config.constraint, "epsilon": self.config.epsilon,
+                "epochs": len(self.history), "policy_epochs": len(recent), "seed": self.config.seed,
+                "dataset": self.config.dataset, "space": self.config.space, "left_out": sorted(tapered)}  # fmt: skip
+        if self.image_size is not None:
+            meta["image_size"] = list(self.image_size)
         if not entries:
-            return Policy.identity()
+            policy = Policy.identity()
+            policy.meta.update(meta)
+            return policy
         return Policy(
             [entries],
             space=self.config.space,
             interpolation=self.config.interpolation,
             name=f"mcmc_{self.config.dataset}",
-            meta={"searcher": "mcmc", "constraint": self.config.constraint, "epsilon": self.config.epsilon,
-                  "epochs": len(self.history), "policy_epochs": len(recent), "seed": self.config.seed,
-                  "left_out": sorted(left_out)},
-        )  # fmt: skip
+            meta=meta,
+        )
 
     def write_outputs(self, out: Path) -> None:
         out.mkdir(parents=True, exist_ok=True)
@@ -293,17 +524,19 @@ class MCMCStep:
     def state_dict(self) -> dict[str, Any]:
         return {
             "generator": self.generator.get_state(),
-            "slots": dict(self.slots) if self.slots is not None else {},
+            "chains": self.chains.state_dict(),
             "lam": self.lam,
             "relax": self.relax,
+            "image_size": list(self.image_size) if self.image_size else [],
             "history": json.dumps(self.history),
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.generator.set_state(state["generator"])
-        self.slots = dict(state["slots"]) or None
+        self.chains.load_state_dict(state.get("chains", {}))
         self.lam = state["lam"]
         self.relax = state["relax"]
+        self.image_size = tuple(state["image_size"]) if state.get("image_size") else None
         self.history = json.loads(state["history"])
 
 
@@ -384,4 +617,15 @@ class MCMCSearcher(Searcher):
         return SearchResult(policy=policy, metrics=metrics, out=out, summary=summary)
 
 
-__all__ = ["MCMCSearcher", "MCMCStep", "StateSpace", "mh_step", "per_op_dual_step", "rejected_ops"]
+__all__ = [
+    "Chains",
+    "MCMCSearcher",
+    "MCMCStep",
+    "StateSpace",
+    "constrained_loss",
+    "mh_step",
+    "per_op_dual_step",
+    "policy_weights",
+    "rejected_ops",
+    "single_dual_step",
+]
