@@ -191,6 +191,9 @@ def test_seeded_run_resumes_to_the_uninterrupted_result_and_is_readable(tmp_path
     epochs = h_full["epochs"]
     assert len(epochs) == 2 and epochs[0]["op_weights"] != epochs[1]["op_weights"]
     assert full.policy.meta["searcher"] == "bilevel" and len(full.policy.stages) == 2
+    # It knows the image size it was learned at, so it exports without being told (translations).
+    assert full.policy.meta["image_size"] == [32, 32]
+    assert resumed.policy.meta["image_size"] == [32, 32]
     # `show` draws the trajectory; `analyze` reads the search's evidence.
     run = tmp_path / "full"
     assert main(["show", str(run), "--plot", str(tmp_path / "p.png")]) == 0

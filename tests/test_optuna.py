@@ -263,6 +263,7 @@ def test_search_writes_outputs_and_show_reads_them(tiny_glyphs, tmp_path, capsys
     policy = Policy.load(out / "policy.json")
     best = max((r for r in rows if r["state"] == "complete"), key=lambda r: r["val_acc"])
     assert policy.meta["trial"] == best["trial"] and policy.meta["params"] == best["params"]
+    assert policy.meta["image_size"] == [16, 16]  # the size it was learned at, for `autoaug export`
     assert (
         policy.to_dict()["stages"]
         == policy_from_params(best["params"], "policy", "standard").to_dict()["stages"]

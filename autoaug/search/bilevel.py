@@ -401,6 +401,7 @@ class BilevelStep:
         self.batches = 0
         self.history: list[dict[str, Any]] = []
         self._val: tuple[Tensor, Tensor] | None = None
+        self.image_size: tuple[int, int] | None = None  # the training images', set by bind()
         self._reset_epoch()
         self._reset_score()
 
@@ -413,7 +414,9 @@ class BilevelStep:
         self.sums = {"aug_loss": 0.0, "batches": 0.0, "val_loss": 0.0, "hyper_norm": 0.0, "updates": 0.0}
 
     def bind(self, trainer: Trainer) -> None:
-        """Move the policy to the trainer's device (before a checkpoint's optimizer state loads)."""
+        """Move the policy to the trainer's device (before a checkpoint's optimizer state loads) and
+        note the image size, which the learned policy records for its export."""
+        self.image_size = trainer.dataset.image_size
         self.policy.to(trainer.device)
         self.score = [t.to(trainer.device) for t in self.score]
         if len(trainer.dataset.val) == 0:
@@ -552,11 +555,11 @@ class BilevelStep:
 
     def learned_policy(self) -> Policy:
         cfg = self.config
-        return self.policy.to_policy(
-            name=f"bilevel_{cfg.dataset}",
-            meta={"searcher": "bilevel", "mode": cfg.mode, "epsilon": cfg.epsilon, "unroll": cfg.unroll,
-                  "relaxation": cfg.relaxation, "epochs": len(self.history), "seed": cfg.seed},
-        )  # fmt: skip
+        meta = {"searcher": "bilevel", "mode": cfg.mode, "epsilon": cfg.epsilon, "unroll": cfg.unroll,
+                "relaxation": cfg.relaxation, "epochs": len(self.history), "seed": cfg.seed}  # fmt: skip
+        if self.image_size is not None:  # translations are a fraction of it; `autoaug export` reads it
+            meta["image_size"] = list(self.image_size)
+        return self.policy.to_policy(name=f"bilevel_{cfg.dataset}", meta=meta)
 
     def write_outputs(self, out: Path) -> None:
         out.mkdir(parents=True, exist_ok=True)

@@ -522,6 +522,8 @@ class OptunaSearcher(Searcher):
                            "val_acc": best.value, "test_acc": best.user_attrs.get("test_acc"),
                            "optuna_space": cfg.optuna_space, "trial_epochs": cfg.trial_epochs,
                            "seed": cfg.seed, "params": best.params}  # fmt: skip
+            if self.dataset is not None:  # translations are a fraction of it; `autoaug export` reads it
+                policy.meta["image_size"] = list(self.dataset.image_size)
         policy.save(self.out / "policy.json")
         counts = {s.name.lower(): sum(t.state == s for t in trials) for s in TrialState}
         return {"best": best, "policy": policy, "counts": counts}
