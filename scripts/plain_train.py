@@ -1,0 +1,377 @@
+"""Train a small CNN on reduced Fashion-MNIST with plain torch and torchvision: an independent
+check of an augmentation policy, the way a user would run it.
+
+Nothing here comes from autoaug: the script imports torch, torchvision, numpy and the
+standard library, and trains with one of
+
+* a policy exported by ``autoaug export POLICY.json --out policy_tv.py`` (the path of that
+  ``.py`` file; it is executed to get its ``transform``, which needs only torch and torchvision);
+* a fixed policy by name: ``none``, ``hflip`` (``RandomHorizontalFlip``), ``randaugment``,
+  ``trivialaugment`` (``TrivialAugmentWide``), ``autoaugment`` (``AutoAugment``, its ImageNet
+  policy), or ``hflip-crop-erase``, the hand-made baseline a practitioner tries first:
+  ``RandomCrop(28, padding=4)`` (translations by up to 4 pixels), ``RandomHorizontalFlip`` and
+  ``RandomErasing`` (torchvision's defaults: half the images, 2-33% of the image set to 0).
+
+The augmentation runs per image in ``DataLoader`` workers, on uint8 C×H×W tensors, followed
+by ``ToDtype(float32, scale=True)`` and ``Normalize``, where torchvision's policies go.
+
+The rest is ``scripts/bench_accuracy.py``'s ``cpu`` setting (``autoaug train``'s defaults):
+
+* data: the IDX files in ``--data-root`` (gzipped or not); ``--train-size`` images drawn
+  class-balanced from the training set and 10% of them held out for validation, drawn exactly
+  as autoaug's ``load_dataset`` draws them for the same seed (so the runs compare image for
+  image); evaluation on all 10,000 test images; inputs normalized by the training images'
+  per-channel mean and standard deviation;
+* model: four 3×3 conv layers with BatchNorm and ReLU (32, 64, 128, 256 channels), a 2×2
+  max-pool after each of the first three, global average pooling, a linear head, Kaiming-normal
+  convolutions (autoaug's ``small_cnn``, declared again here with the same layers, parameter
+  names and initialization);
+* schedule: SGD with Nesterov momentum 0.9, lr 0.1, weight decay 5e-4 on every parameter,
+  a cosine decay per step to 0, batch 128 (the last incomplete batch of an epoch dropped),
+  15 epochs, cross-entropy.
+
+Deterministic for a ``--seed`` on CPU (the same threads and workers). Writes a JSON file
+(``--out``): test and validation accuracy, the loss and accuracy of every epoch, the wall time
+and the settings.
+
+Run:
+    python scripts/plain_train.py --policy none --out results/plain/none_s0.json
+    python scripts/plain_train.py --policy runs/search/policy_tv.py --seed 1 --out results/plain/mcmc_s1.json
+    python scripts/plain_train.py --policy trivialaugment --train-size 1000 --epochs 60 --out results/plain/ta.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import json
+import math
+import os
+import platform
+import runpy
+import sys
+import time
+import zlib
+from pathlib import Path
+
+import numpy as np
+import torch
+import torchvision
+from torch import nn
+from torchvision.transforms import v2
+
+FIXED_POLICIES = ("none", "hflip", "randaugment", "trivialaugment", "autoaugment", "hflip-crop-erase")
+IDX_FILES = {
+    "train_images": "train-images-idx3-ubyte",
+    "train_labels": "train-labels-idx1-ubyte",
+    "test_images": "t10k-images-idx3-ubyte",
+    "test_labels": "t10k-labels-idx1-ubyte",
+}
+
+
+# -------------------------------------------------------------------------------------- data
+
+
+def read_idx(path: Path) -> np.ndarray:
+    """One IDX file (``.gz`` or not) as a uint8 array: images N×H×W, labels N.
+
+    Raises:
+        ValueError: not an unsigned-byte IDX file, or its size disagrees with its header.
+    """
+    data = gzip.decompress(path.read_bytes()) if path.suffix == ".gz" else path.read_bytes()
+    if len(data) < 4 or data[:3] != b"\x00\x00\x08":
+        raise ValueError(f"{path}: not an unsigned-byte IDX file (header {data[:4].hex()!r})")
+    ndim = data[3]
+    dims = [int.from_bytes(data[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim)]
+    offset = 4 + 4 * ndim
+    if len(data) - offset != math.prod(dims):
+        raise ValueError(f"{path}: the header promises {dims}, the file holds {len(data) - offset} bytes")
+    return np.frombuffer(data, dtype=np.uint8, offset=offset).reshape(dims)
+
+
+def load_idx_dir(root: Path) -> dict[str, torch.Tensor]:
+    """The four Fashion-MNIST (or MNIST) files of ``root``: uint8 images N×1×H×W, int64 labels."""
+    arrays = {}
+    for key, stem in IDX_FILES.items():
+        path = next((root / n for n in (f"{stem}.gz", stem) if (root / n).is_file()), None)
+        if path is None:
+            raise FileNotFoundError(f"{root}: no {stem}.gz (nor {stem}); see --data-root")
+        arrays[key] = torch.from_numpy(read_idx(path).copy())
+    for part in ("train", "test"):
+        arrays[f"{part}_images"] = arrays[f"{part}_images"].unsqueeze(1)
+        arrays[f"{part}_labels"] = arrays[f"{part}_labels"].long()
+    return arrays
+
+
+def _generator(seed: int, purpose: str) -> torch.Generator:
+    # One stream per purpose, derived from the seed, as autoaug's data/base.py make_generator.
+    state = np.random.SeedSequence([seed, zlib.crc32(purpose.encode())]).generate_state(2, np.uint32)
+    return torch.Generator().manual_seed((int(state[0]) << 31) ^ int(state[1]))
+
+
+def _stratified_order(labels: torch.Tensor, generator: torch.Generator, balanced: bool) -> torch.Tensor:
+    """A random order whose prefixes keep the classes balanced (``balanced``: round-robin over the
+    classes) or in proportion; autoaug's data/base.py stratified_order, line for line."""
+    n = len(labels)
+    perm = torch.randperm(n, generator=generator)
+    lab = labels[perm]
+    counts = torch.bincount(lab)
+    sorted_lab, by_class = torch.sort(lab, stable=True)
+    starts = torch.cumsum(counts, 0) - counts
+    rank = torch.empty(n, dtype=torch.int64)
+    rank[by_class] = torch.arange(n) - starts[sorted_lab]
+    key = rank.double() if balanced else (rank.double() + 0.5) / counts[lab].double()
+    class_order = torch.randperm(len(counts), generator=generator)
+    first = torch.argsort(class_order[lab], stable=True)
+    return perm[first[torch.argsort(key[first], stable=True)]]
+
+
+def draw_splits(
+    labels: torch.Tensor, train_size: int, val_size: float, seed: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Indices of the training and validation images among ``labels``: ``train_size`` drawn
+    class-balanced, then ``val_size`` of them held out in proportion (autoaug's load_dataset).
+
+    Raises:
+        ValueError: a size out of range.
+    """
+    if not 0 < train_size <= len(labels):
+        raise ValueError(f"--train-size: expected 1 to {len(labels)}, got {train_size}")
+    if not 0 <= val_size < 1:
+        raise ValueError(f"--val-size: expected a fraction in [0, 1), got {val_size}")
+    taken = (
+        _stratified_order(labels, _generator(seed, "split/train"), balanced=True)[:train_size].sort().values
+    )
+    n_val = round(val_size * train_size)
+    order = _stratified_order(labels[taken], _generator(seed, "split/val"), balanced=False)
+    return taken[order[n_val:].sort().values], taken[order[:n_val].sort().values]
+
+
+class Images(torch.utils.data.Dataset):
+    """uint8 images (N×C×H×W) and labels; ``transform`` maps one C×H×W image to a float tensor."""
+
+    def __init__(self, images: torch.Tensor, labels: torch.Tensor, transform: v2.Transform):
+        self.images, self.labels, self.transform = images, labels, transform
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.transform(self.images[i]), self.labels[i]
+
+
+# ------------------------------------------------------------------------------ the policies
+
+
+def policy_steps(policy: str, image_size: int) -> tuple[list, list]:
+    """The transforms before ``ToDtype(float32, scale=True)`` (on uint8 images) and after it.
+
+    Raises:
+        ValueError: neither a fixed policy's name nor an existing ``.py`` file.
+    """
+    before = {
+        "none": [],
+        "hflip": [v2.RandomHorizontalFlip()],
+        "randaugment": [v2.RandAugment()],
+        "trivialaugment": [v2.TrivialAugmentWide()],
+        "autoaugment": [v2.AutoAugment()],
+        "hflip-crop-erase": [v2.RandomCrop(image_size, padding=4), v2.RandomHorizontalFlip()],
+    }
+    if policy in before:
+        return before[policy], [v2.RandomErasing()] if policy == "hflip-crop-erase" else []
+    path = Path(policy)
+    if path.suffix != ".py" or not path.is_file():
+        raise ValueError(
+            f"--policy: expected one of {', '.join(FIXED_POLICIES)} or an exported policy file "
+            f"(autoaug export POLICY --out FILE.py), got {policy!r}"
+        )
+    exported = runpy.run_path(str(path)).get("transform")  # our own export; it defines `transform`
+    if exported is None:
+        raise ValueError(f"--policy: {path} defines no `transform` (is it an `autoaug export` file?)")
+    return [exported], []
+
+
+# ---------------------------------------------------------------------------------- the model
+
+
+def _conv_bn(c_in: int, c_out: int) -> list[nn.Module]:
+    return [nn.Conv2d(c_in, c_out, 3, padding=1, bias=False), nn.BatchNorm2d(c_out), nn.ReLU(inplace=True)]
+
+
+class SmallCNN(nn.Module):
+    """autoaug's ``small_cnn``: the same layers, in the same order, with the same names and the
+    same initialization (so one seed gives the same initial weights)."""
+
+    def __init__(self, in_channels: int, num_classes: int):
+        super().__init__()
+        self.features = nn.Sequential(
+            *_conv_bn(in_channels, 32),
+            nn.MaxPool2d(2),
+            *_conv_bn(32, 64),
+            nn.MaxPool2d(2),
+            *_conv_bn(64, 128),
+            nn.MaxPool2d(2),
+            *_conv_bn(128, 256),
+        )
+        self.pool = nn.AdaptiveAvgPool2d(1)
+        self.head = nn.Linear(256, num_classes)
+        for m in self.modules():  # the trainer's initialization (He et al. for the convolutions)
+            if isinstance(m, nn.Conv2d):
+                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+            elif isinstance(m, nn.Linear):
+                nn.init.zeros_(m.bias)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.pool(self.features(x)).flatten(1))
+
+
+@torch.no_grad()
+def accuracy(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, normalize: v2.Normalize) -> float:
+    """Top-1 accuracy on uint8 images, without augmentation, in batches of 1,024."""
+    if len(labels) == 0:
+        return float("nan")
+    model.eval()
+    correct = 0
+    for i in range(0, len(labels), 1024):
+        x = normalize(images[i : i + 1024].float() / 255.0)
+        correct += (model(x).argmax(1) == labels[i : i + 1024]).sum().item()
+    model.train()
+    return correct / len(labels)
+
+
+# -------------------------------------------------------------------------------------- main
+
+
+def train(args: argparse.Namespace, command: str = "") -> dict:
+    """One training run; returns what ``--out`` gets (``command``: how it was started)."""
+    t0 = time.perf_counter()
+    torch.set_num_threads(args.threads)
+    data = load_idx_dir(Path(args.data_root))
+    train_idx, val_idx = draw_splits(data["train_labels"], args.train_size, args.val_size, args.seed)
+    train_x, train_y = data["train_images"][train_idx], data["train_labels"][train_idx]
+    val_x, val_y = data["train_images"][val_idx], data["train_labels"][val_idx]
+    pixels = train_x.float() / 255.0
+    mean = pixels.mean(dim=(0, 2, 3)).tolist()
+    std = pixels.std(dim=(0, 2, 3)).clamp(min=1e-3).tolist()
+    normalize = v2.Normalize(mean, std)
+
+    before, after = policy_steps(args.policy, train_x.shape[-1])
+    transform = v2.Compose([*before, v2.ToDtype(torch.float32, scale=True), *after, normalize])
+    loader = torch.utils.data.DataLoader(
+        Images(train_x, train_y, transform),
+        batch_size=args.batch_size,
+        shuffle=True,
+        drop_last=True,
+        num_workers=args.workers,
+        persistent_workers=args.workers > 0,
+        generator=torch.Generator().manual_seed(args.seed),  # the order, and the workers' seeds
+    )
+    if len(loader) == 0:
+        raise ValueError(f"--batch-size {args.batch_size} is more than the {len(train_y)} training images")
+
+    torch.manual_seed(args.seed)  # the initial weights (and the augmentation when --workers 0)
+    num_classes = int(data["train_labels"].max()) + 1
+    model = SmallCNN(train_x.shape[1], num_classes)
+    optimizer = torch.optim.SGD(
+        model.parameters(), lr=args.lr, momentum=0.9, nesterov=True, weight_decay=5e-4
+    )
+    steps = args.epochs * len(loader)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda i: 0.5 * (1 + math.cos(math.pi * min(i, steps) / steps))
+    )
+    loss_fn = nn.CrossEntropyLoss()
+
+    epochs = []
+    for epoch in range(args.epochs):
+        t_epoch = time.perf_counter()
+        total_loss, correct, seen = 0.0, 0, 0
+        for x, y in loader:
+            logits = model(x)
+            loss = loss_fn(logits, y)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            scheduler.step()
+            total_loss += loss.item() * len(y)
+            correct += (logits.argmax(1) == y).sum().item()
+            seen += len(y)
+        record = {"epoch": epoch + 1, "train_loss": total_loss / seen, "train_acc": correct / seen,
+                  "seconds": time.perf_counter() - t_epoch}  # fmt: skip
+        epochs.append(record)
+        if not args.quiet:
+            print(
+                f"epoch {epoch + 1}/{args.epochs}: loss {record['train_loss']:.4f} ({record['seconds']:.1f}s)",
+                flush=True,
+            )
+
+    return {
+        "test_acc": accuracy(model, data["test_images"], data["test_labels"], normalize),
+        "val_acc": accuracy(model, val_x, val_y, normalize),
+        "epochs": epochs,
+        "wall_seconds": time.perf_counter() - t0,
+        "settings": {
+            **{k: v for k, v in vars(args).items() if k not in ("out", "quiet")},
+            "train_images": len(train_y),
+            "val_images": len(val_y),
+            "test_images": len(data["test_labels"]),
+            "transform": repr(transform),
+            "command": command,
+            "versions": {
+                "python": platform.python_version(),
+                "torch": torch.__version__,
+                "torchvision": torchvision.__version__,
+            },
+        },
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    ap.add_argument("--policy", default="none", help=f"{', '.join(FIXED_POLICIES)}, or an exported FILE.py")
+    ap.add_argument(
+        "--data-root", default="/usr/share/datasets/fashion-mnist", help="directory of the four IDX files"
+    )
+    ap.add_argument(
+        "--train-size", type=int, default=6000, help="training images drawn, before the validation split"
+    )
+    ap.add_argument("--val-size", type=float, default=0.1, help="fraction of them held out for validation")
+    ap.add_argument("--epochs", type=int, default=15)
+    ap.add_argument("--batch-size", type=int, default=128)
+    ap.add_argument("--lr", type=float, default=0.1)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument(
+        "--threads", type=int, default=torch.get_num_threads(), help="torch threads of the training process"
+    )
+    ap.add_argument(
+        "--workers", type=int, default=2, help="DataLoader workers that augment (0: in this process)"
+    )
+    ap.add_argument("--out", required=True, metavar="FILE.json", help="where the result goes")
+    ap.add_argument("--quiet", action="store_true", help="no line per epoch")
+    args = ap.parse_args(argv)
+    for name in ("epochs", "batch_size", "threads"):
+        if getattr(args, name) < 1:
+            ap.error(f"--{name.replace('_', '-')}: expected a positive integer, got {getattr(args, name)}")
+    if args.workers < 0 or args.seed < 0 or not args.lr > 0:
+        ap.error(
+            f"--workers and --seed must be >= 0 and --lr > 0, got {args.workers}, {args.seed}, {args.lr}"
+        )
+    try:
+        result = train(
+            args, "python scripts/plain_train.py " + " ".join(sys.argv[1:] if argv is None else argv)
+        )
+    except (ValueError, FileNotFoundError) as e:
+        print(f"plain_train: {e}", file=sys.stderr)
+        return 2
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")  # written whole, then renamed
+    tmp.write_text(json.dumps(result, indent=2) + "\n")
+    tmp.replace(out)
+    print(f"test accuracy {result['test_acc']:.4f} ({result['wall_seconds']:.0f}s); wrote {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

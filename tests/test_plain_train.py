@@ -1,0 +1,145 @@
+"""scripts/plain_train.py: the independent check of a policy trains with plain torch and
+torchvision (no autoaug imported), on the data, model and schedule of autoaug's trainer."""
+
+import gzip
+import importlib.util
+import json
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from autoaug.data import load_dataset
+from autoaug.export import export
+from autoaug.models import build_model
+from autoaug.policy import load_policy
+
+ROOT = Path(__file__).resolve().parents[1]
+SCRIPT = ROOT / "scripts" / "plain_train.py"
+
+
+def _load_script():
+    spec = importlib.util.spec_from_file_location("plain_train", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+plain_train = _load_script()
+
+
+def _write_idx(path: Path, array: np.ndarray) -> None:
+    header = bytes([0, 0, 8, array.ndim]) + b"".join(int(d).to_bytes(4, "big") for d in array.shape)
+    data = header + array.astype(np.uint8).tobytes()
+    path.write_bytes(gzip.compress(data) if path.suffix == ".gz" else data)
+
+
+@pytest.fixture(scope="module")
+def idx_dir(tmp_path_factory) -> Path:
+    """A Fashion-MNIST-shaped IDX directory: 400 training and 100 test images, 1×28×28, 10
+    classes (a bright bar whose row is the class, plus noise); training files gzipped, test
+    files not, as both occur."""
+    root = tmp_path_factory.mktemp("idx")
+    rng = np.random.default_rng(0)
+    for part, n in (("train", 400), ("t10k", 100)):
+        labels = np.arange(n) % 10
+        rng.shuffle(labels)
+        images = rng.integers(0, 60, (n, 28, 28))
+        for i, c in enumerate(labels):
+            images[i, 2 + 2 * c : 4 + 2 * c, 4:24] = 250
+        suffix = ".gz" if part == "train" else ""
+        _write_idx(root / f"{part}-images-idx3-ubyte{suffix}", images)
+        _write_idx(root / f"{part}-labels-idx1-ubyte{suffix}", labels)
+    return root
+
+
+def _args(idx_dir: Path, out: Path, *extra: str) -> list[str]:
+    return ["--data-root", str(idx_dir), "--train-size", "256", "--epochs", "1", "--threads", "1",
+            "--out", str(out), "--quiet", *extra]  # fmt: skip
+
+
+def test_trains_with_an_exported_policy_without_importing_autoaug(idx_dir, tmp_path):
+    """A real subprocess where autoaug cannot be imported, with a learned policy exported to .py
+    and two DataLoader workers: the JSON has the accuracy, the epochs and the settings."""
+    policy = export(
+        load_policy(str(ROOT / "policies" / "fashion-mnist_bilevel.json")), tmp_path / "p.py", (28, 28)
+    )
+    (tmp_path / "blocker").mkdir()
+    (tmp_path / "blocker" / "autoaug.py").write_text("raise ImportError('autoaug must not be needed')\n")
+    out = tmp_path / "result.json"
+    argv = [str(SCRIPT), *_args(idx_dir, out, "--policy", str(policy), "--workers", "2")]
+    runner = textwrap.dedent(
+        f"""
+        import runpy, sys
+        sys.argv = {argv!r}
+        try:
+            runpy.run_path(sys.argv[0], run_name="__main__")
+        except SystemExit as e:
+            assert e.code in (0, None), e.code
+        loaded = sorted(m for m in sys.modules if m == "autoaug" or m.startswith("autoaug."))
+        assert not loaded, loaded
+        print("no autoaug")
+        """
+    )
+    env = {"PYTHONPATH": str(tmp_path / "blocker"), "PATH": "/usr/bin:/bin"}
+    result = subprocess.run(
+        [sys.executable, "-c", runner], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "no autoaug" in result.stdout and "test accuracy" in result.stdout
+    data = json.loads(out.read_text())
+    assert 0 <= data["test_acc"] <= 1 and 0 <= data["val_acc"] <= 1 and data["wall_seconds"] > 0
+    assert len(data["epochs"]) == 1 and np.isfinite(data["epochs"][0]["train_loss"])
+    s = data["settings"]
+    assert (s["train_images"], s["val_images"], s["test_images"]) == (230, 26, 100)
+    assert s["policy"] == str(policy) and s["epochs"] == 1 and s["seed"] == 0 and s["lr"] == 0.1
+    assert "KeepInputType" in s["transform"] and "ToDtype" in s["transform"]
+
+
+@pytest.mark.parametrize("policy", plain_train.FIXED_POLICIES)
+def test_fixed_policies_train_and_a_seed_repeats_the_run(policy, idx_dir, tmp_path):
+    results = []
+    for run in ("a", "b"):
+        assert (
+            plain_train.main(_args(idx_dir, tmp_path / f"{run}.json", "--policy", policy, "--workers", "2"))
+            == 0
+        )
+        results.append(json.loads((tmp_path / f"{run}.json").read_text()))
+    a, b = results
+    assert [e["train_loss"] for e in a["epochs"]] == [e["train_loss"] for e in b["epochs"]]
+    assert a["test_acc"] == b["test_acc"] and a["val_acc"] == b["val_acc"]
+
+
+def test_same_images_as_autoaugs_loader(idx_dir):
+    """The training and validation images are those autoaug's load_dataset draws for the seed."""
+    data = plain_train.load_idx_dir(idx_dir)
+    for seed, size in ((0, 256), (3, 120), (1, 400)):
+        train_idx, val_idx = plain_train.draw_splits(data["train_labels"], size, 0.1, seed)
+        ds = load_dataset("fashion-mnist", root=idx_dir, train_size=size, seed=seed)
+        assert torch.equal(data["train_images"][train_idx], ds.train.images)
+        assert torch.equal(data["train_labels"][train_idx], ds.train.labels)
+        assert torch.equal(data["train_images"][val_idx], ds.val.images)
+        assert torch.equal(data["test_images"], ds.test.images)
+
+
+def test_same_model_as_autoaugs_small_cnn():
+    """The same layers and parameter names; under one seed, the same initial weights."""
+    torch.manual_seed(0)
+    ours = plain_train.SmallCNN(1, 10)
+    torch.manual_seed(0)
+    theirs = build_model("small_cnn", in_channels=1, num_classes=10)
+    a, b = ours.state_dict(), theirs.state_dict()
+    assert list(a) == list(b)
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    x = torch.rand(2, 1, 28, 28)
+    torch.testing.assert_close(ours.eval()(x), theirs.eval()(x), atol=0, rtol=0)
+
+
+def test_bad_policy_names_the_value(idx_dir, tmp_path, capsys):
+    assert plain_train.main(_args(idx_dir, tmp_path / "x.json", "--policy", "flipflop")) == 2
+    err = capsys.readouterr().err
+    assert "'flipflop'" in err and "hflip-crop-erase" in err and not (tmp_path / "x.json").exists()
