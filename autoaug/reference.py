@@ -22,6 +22,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from functools import partial
 
+import torch
+
 from autoaug.ops import get_op
 from autoaug.policy import OpEntry, Policy
 
@@ -146,8 +148,22 @@ def randaugment(num_ops: int = 2, magnitude: int = 9, bins: int = 31) -> Policy:
 def trivialaugment(bins: int = 31) -> Policy:
     """torchvision's TrivialAugmentWide: one op of the ``wide`` space at a uniform level of ``bins``."""
     p = Policy.uniform("wide", bins=bins, name="trivialaugment")
-    p.meta["source"] = f"torchvision.transforms.v2.TrivialAugmentWide(num_magnitude_bins={bins})"
-    return p
+
+    # torchvision shifts by int() of its float32 grid, linspace(0, 32, bins): at level 15 of 31
+    # that is 15.999999, so 15 pixels, where the exact 16.0 would give 16. The levels of the
+    # translations are that grid itself, so every level shifts as torchvision's does.
+    def as_torchvision(e: OpEntry) -> OpEntry:
+        if e.op not in ("translate_x", "translate_y"):
+            return e
+        r = p.range_of(e.op)
+        grid = torch.linspace(r.low, r.high, bins)  # float32, as torchvision's
+        return OpEntry(
+            e.op, e.weight, e.prob, tuple((float(v) - r.low) / (r.high - r.low) for v in grid), e.probs
+        )
+
+    source = f"torchvision.transforms.v2.TrivialAugmentWide(num_magnitude_bins={bins})"
+    return Policy([[as_torchvision(e) for e in stage] for stage in p.stages], space=p.space,
+                  interpolation=p.interpolation, name=p.name, meta={"source": source})  # fmt: skip
 
 
 def builtin_policies() -> dict[str, Callable[[], Policy]]:

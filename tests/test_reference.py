@@ -35,11 +35,11 @@ def _recording(cls):
 
 
 def _key(op: str, value: float):
-    # The kernels (and torchvision) truncate translations and round posterize bits.
-    # torchvision's float32 linspace(0, 32, 31)[15] is 15.999999, which it truncates to 15;
-    # autoaug computes 16. Rounding before truncating keeps that float artifact out.
+    # The kernels (and torchvision) truncate translations and round posterize bits. No rounding
+    # before the truncation: torchvision's float32 linspace(0, 32, 31)[15] is 15.999999, a shift
+    # of 15 pixels, and the shipped policy must shift by 15 there too.
     if op.startswith("translate"):
-        value = int(round(value, 4))
+        value = int(value)
     elif op == "posterize":
         value = round(value)
     return op, round(float(value), 4)
@@ -119,3 +119,25 @@ def test_shipped_files_are_the_reference_policies(name):
     assert shipped.to_dict() == builtin_policies()[name]().to_dict(), (
         "policies/ is stale: run python scripts/make_reference_policies.py"
     )
+
+
+@pytest.mark.parametrize("name, tv_name", [("translate_x", "TranslateX"), ("translate_y", "TranslateY")])
+@pytest.mark.parametrize("size", [(32, 32), (224, 160)])
+def test_trivialaugment_translates_as_torchvision_at_every_level(name, tv_name, size):
+    """Level by level, the pixels autoaug's kernel shifts by (it truncates, as torchvision's
+    ``int(magnitude)``) equal torchvision's: 15, not 16, at level 15 of 31."""
+    bins = 31
+    table, signed = v2.TrivialAugmentWide()._AUGMENTATION_SPACE[tv_name]
+    expected = [int(v) for v in table(bins, *size)]
+    assert signed and expected[15] == 15
+    for policy in (
+        builtin_policies()["trivialaugment"](),
+        Policy.load(ROOT / "policies" / "trivialaugment.json"),
+    ):
+        k = [e.op for e in policy.stages[0]].index(name)
+        entry = policy.stages[0][k]
+        assert len(entry.magnitudes) == bins
+        magnitude = torch.tensor(entry.magnitudes, dtype=torch.float32)
+        for sign in (1, -1):  # torchvision negates the magnitude, then truncates
+            values = policy.values(0, k, magnitude, torch.full((bins,), float(sign)), *size)
+            assert torch.trunc(values).int().tolist() == [sign * e for e in expected]
