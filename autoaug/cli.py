@@ -442,7 +442,8 @@ def cmd_search(args: argparse.Namespace) -> None:
     searcher = get_searcher(config.method)(config)
     budget = f"{config.epochs} epochs"
     if config.method == "optuna":
-        budget = f"{config.n_trials} trials of {config.trial_epochs} epochs"
+        budget = (f"{config.n_trials} trials of {config.trial_epochs} epochs" if config.proxy == "train" else
+                  f"{config.n_trials} trials scored by density matching, a proxy model of {config.epochs} epochs")  # fmt: skip
     print(f"searching a policy with {config.method} on {config.dataset} ({config.model}, space {config.space}, "
           f"{budget}) -> {config.out}", flush=True)  # fmt: skip
     result = searcher.run(resume=args.resume)

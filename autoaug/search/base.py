@@ -41,11 +41,15 @@ class SearchConfig(TrainConfig):
     relax_lr: float = 0.4
     policy_epochs: int = 3  # the learned policy is what the model trained on over the last K epochs
     interpolation: str = "bilinear"
-    # optuna (black-box search, autoaug/search/optuna.py): each trial trains a short proxy model
+    # optuna (black-box search, autoaug/search/optuna.py): TPE over policies, each scored by a proxy
     n_trials: int = 20  # the study's budget: finished (complete or pruned) trials over all workers
-    trial_epochs: int = 3  # epochs of each trial's proxy training
-    optuna_space: str = "policy"  # "policy": weight and magnitude per op; "randaugment": N, M, which ops
-    pruner: str = "median"  # "median", "hyperband" or "none"
+    proxy: str = "density"  # "density": one model, policies scored on augmented held-out data; "train"
+    proxy_holdout: float = 0.5  # of the training images, held out to score on (the rest trains the proxy)
+    proxy_draws: int = 3  # density: augmented draws per held-out image
+    proxy_score: str = "best"  # density: "best" (some draw right, Fast AA), "acc", "loss", "min_loss"
+    trial_epochs: int = 3  # proxy "train": epochs of each trial's proxy training
+    optuna_space: str = "families"  # RandAugment's N, M, a probability, op families; "policy"; "randaugment"
+    pruner: str = "median"  # proxy "train": "median", "hyperband" or "none" (density: nothing to prune)
     storage: str | None = None  # an Optuna storage URL (postgresql://...); default sqlite:///OUT/study.db
     study_name: str | None = None  # the study to create, join or resume; default autoaug-DATASET-SPACE
     heartbeat: int = 10  # seconds between a running trial's heartbeats; silent for 2x that = failed
@@ -75,6 +79,8 @@ class SearchConfig(TrainConfig):
         "policy_epochs": Limit(1),
         "n_trials": Limit(1),
         "trial_epochs": Limit(1),
+        "proxy_holdout": Limit(0, 1, low_open=True, high_open=True),
+        "proxy_draws": Limit(1),
         "heartbeat": Limit(1),
         "stages": Limit(1),
         "temperature": Limit(0, low_open=True),

@@ -64,18 +64,35 @@ from autoaug.data import Dataset, load_dataset
 from autoaug.ops import get_op
 from autoaug.policy import OpEntry, Policy, atomic_write_text
 from autoaug.search.base import SearchConfig, Searcher, SearchResult, register
+from autoaug.search.density import SCORES, DensityProxy, density_split
 from autoaug.spaces import get_space
 from autoaug.train import PolicyStep, TrainConfig, Trainer, TrainingDiverged
 
-OPTUNA_SPACES = ("policy", "randaugment")
+OPTUNA_SPACES = ("families", "policy", "randaugment")
+# The op families of the ``families`` space (each an on/off choice); an op outside them (identity)
+# is left out, ops absent from the chosen space are dropped, a family left empty is no choice.
+FAMILIES: dict[str, tuple[str, ...]] = {
+    "geometric": ("shear_x", "shear_y", "translate_x", "translate_y", "rotate", "scale"),
+    "photometric": ("brightness", "color", "contrast", "sharpness", "posterize", "solarize", "autocontrast",
+                    "equalize", "hue", "grayscale", "gaussian_blur"),
+    "flip": ("hflip",),
+    "erasing": ("erasing",),
+    "drastic": ("invert", "vflip", "rotate90"),  # most tasks break these: a choice of its own
+}  # fmt: skip
+PROB_STEP = 0.05  # the families space's application probability, on a grid that holds 0 and 1
 PRUNERS = ("median", "hyperband", "none")
+PROXIES = ("density", "train")
 MAX_OPS = 3  # ops an image gets in a row, at most
 RA_LEVELS = 31  # RandAugment's magnitude levels (torchvision's num_magnitude_bins)
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
 # Settings that change what a trial measures: workers joining a study must agree on them.
-STUDY_KEYS = ("dataset", "train_size", "val_size", "model", "epochs_per_trial", "batch_size", "lr",
-              "weight_decay", "label_smoothing", "grad_clip", "seed", "space", "optuna_space",
-              "interpolation")  # fmt: skip
+STUDY_KEYS = ("dataset", "train_size", "model", "batch_size", "lr", "weight_decay", "label_smoothing",
+              "grad_clip", "seed", "space", "optuna_space", "interpolation", "proxy",
+              "proxy_holdout")  # fmt: skip
+PROXY_KEYS = {"density": ("epochs", "proxy_draws", "proxy_score"), "train": ("trial_epochs",)}
+# What a study's trials are: a study made with another schema (an older autoaug: other parameter
+# names, another proxy) is refused on join with one line, not a crash inside the sampler.
+STUDY_SCHEMA = 2
 
 
 class BudgetFull(Exception):
@@ -85,15 +102,36 @@ class BudgetFull(Exception):
 # ------------------------------------------------------------------------- search spaces
 
 
+def families_of(space: str) -> dict[str, tuple[str, ...]]:
+    """The families of :data:`FAMILIES` with the ops of ``space`` they hold (empty ones left out).
+
+    Example:
+        >>> list(families_of("standard"))
+        ['geometric', 'photometric']
+    """
+    ops = set(get_space(space).ops)
+    kept = {name: tuple(op for op in members if op in ops) for name, members in FAMILIES.items()}
+    return {name: members for name, members in kept.items() if members}
+
+
 def suggest_params(trial: optuna.Trial, optuna_space: str, space: str) -> dict[str, Any]:
     """Draw a trial's policy parameters (every parameter, every trial: a fixed search space).
 
-    ``policy``: ``n_ops`` (int 1-3), ``weight:OP`` (float [0, 1]) for every op of ``space`` and
+    ``families`` (the default): ``n_ops`` (int 1-3, RandAugment's N), ``magnitude`` (int 0-30,
+    RandAugment's M, one for every op), ``prob`` (float 0-1 in steps of 0.05, each op's
+    application probability) and ``family:NAME`` (bool) for each family of :data:`FAMILIES`
+    that has ops in ``space``. ``policy``: ``n_ops`` (int 1-3), ``weight:OP`` (float [0, 1]) for every op of ``space`` and
     ``magnitude:OP`` (float [0, 1]) for those with a magnitude. ``randaugment``: ``n_ops``
     (int 0-3), ``magnitude`` (int 0-30, RandAugment's M) and ``use:OP`` (bool) for every op.
     """
     ops = get_space(space).ops
-    if optuna_space == "policy":
+    if optuna_space == "families":
+        trial.suggest_int("n_ops", 1, MAX_OPS)
+        trial.suggest_int("magnitude", 0, RA_LEVELS - 1)
+        trial.suggest_float("prob", 0.0, 1.0, step=PROB_STEP)
+        for family in families_of(space):
+            trial.suggest_categorical(f"family:{family}", (True, False))
+    elif optuna_space == "policy":
         trial.suggest_int("n_ops", 1, MAX_OPS)
         for name in ops:
             trial.suggest_float(f"weight:{name}", 0.0, 1.0)
@@ -117,8 +155,10 @@ def policy_from_params(
     name: str = "optuna",
 ) -> Policy:
     """The :class:`Policy` a trial's parameters describe: ``n_ops`` stages, each the same
-    categorical over the ops (``policy``: weights and magnitudes as drawn; ``randaugment``:
-    uniform over the allowed ops at magnitude ``M / 30``). No op, or no stage, is the identity.
+    categorical over the ops (``families``: each chosen family equally likely, uniform over its
+    ops, every op at magnitude ``M / 30`` applied with probability ``prob``; ``policy``: weights
+    and magnitudes as drawn; ``randaugment``: uniform over the allowed ops at magnitude
+    ``M / 30``). No op, or no stage, or ``prob`` 0, is the identity.
 
     Example:
         >>> p = policy_from_params({"n_ops": 2, "magnitude": 9, "use:rotate": True,
@@ -128,7 +168,15 @@ def policy_from_params(
     """
     sp = get_space(space)
     entries: list[OpEntry] = []
-    if optuna_space == "policy":
+    if optuna_space == "families":
+        m, p = int(params["magnitude"]) / (RA_LEVELS - 1), float(params["prob"])
+        for family, ops in families_of(space).items():
+            if not params.get(f"family:{family}", False) or p <= 0:
+                continue
+            for op in ops:  # each chosen family equally likely, its ops equally likely within it
+                magnitudes = (m,) if get_op(op).has_magnitude else (0.0,)
+                entries.append(OpEntry(op, 1.0 / len(ops), p, magnitudes, (1.0,)))
+    elif optuna_space == "policy":
         for op in sp.ops:
             w = float(params.get(f"weight:{op}", 0.0))
             if w <= 0:
@@ -161,6 +209,8 @@ def identity_params(optuna_space: str, space: str) -> dict[str, Any]:
         []
     """
     ops = get_space(space).ops
+    if optuna_space == "families":
+        return {"n_ops": 1, "magnitude": 0, "prob": 0.0} | {f"family:{f}": False for f in families_of(space)}
     if optuna_space == "policy":
         params: dict[str, Any] = {"n_ops": 1}
         for name in ops:
@@ -201,10 +251,12 @@ class TrialSeededTPE(optuna.samplers.BaseSampler):
             # SeedSequence mixes (seed, number) into unrelated streams; consecutive integer
             # seeds of numpy's Mersenne Twister start with visibly similar draws.
             seed = int(np.random.SeedSequence([self.seed, trial.number]).generate_state(1)[0])
-            sampler: optuna.samplers.BaseSampler = optuna.samplers.TPESampler(seed=seed, **self.tpe_kwargs)
-            if trial.number == 0 and self.first:
-                with warnings.catch_warnings():
-                    warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            with warnings.catch_warnings():  # multivariate TPE and PartialFixedSampler are "experimental"
+                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                sampler: optuna.samplers.BaseSampler = optuna.samplers.TPESampler(
+                    seed=seed, **self.tpe_kwargs
+                )
+                if trial.number == 0 and self.first:
                     sampler = optuna.samplers.PartialFixedSampler(self.first, sampler)
             self._tpe[trial.number] = sampler
         return self._tpe[trial.number]
@@ -239,12 +291,17 @@ class TrialSeededTPE(optuna.samplers.BaseSampler):
 
 def make_pruner(name: str, epochs: int) -> optuna.pruners.BasePruner:
     """``median``: stop a trial whose validation accuracy is below the median of earlier
-    trials at the same epoch (after 3 finished trials); ``hyperband``: successive halving over
-    1..``epochs`` epochs, factor 3; ``none``."""
+    trials at the same epoch, after 5 finished trials and only in the second half of a trial
+    (augmented trainings start behind: an early epoch's accuracy says little about the last);
+    ``hyperband``: successive halving over ``epochs // 2``..``epochs`` epochs, factor 3; ``none``.
+    The density proxy scores in one step: nothing to prune (see :meth:`OptunaSearcher.pruner`)."""
     if name == "median":
-        return optuna.pruners.MedianPruner(n_startup_trials=3, n_warmup_steps=0)
+        return optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=epochs // 2)
     if name == "hyperband":
-        return optuna.pruners.HyperbandPruner(min_resource=1, max_resource=max(epochs, 1), reduction_factor=3)
+        low = max(1, epochs // 2)
+        return optuna.pruners.HyperbandPruner(
+            min_resource=low, max_resource=max(epochs, low), reduction_factor=3
+        )
     if name == "none":
         return optuna.pruners.NopPruner()
     raise ValueError(f"unknown pruner {name!r}; known: {', '.join(PRUNERS)}")
@@ -355,13 +412,28 @@ class _ReportingStep(PolicyStep):
         self.values: list[float] = []
 
     def end_epoch(self, trainer: Trainer, epoch: int) -> dict[str, Any]:
-        acc = trainer.evaluate("val")["val_acc"]
+        acc = trainer.last_val["val_acc"]  # what the trainer measured this epoch (_TrialTrainer)
         self.values.append(acc)
         self.trial.report(acc, step=epoch + 1)
         # The last epoch's value is the trial's result; pruning it would throw that away.
         if epoch + 1 < self.epochs and self.trial.should_prune():
             raise optuna.TrialPruned(f"validation accuracy {acc:.4f} after epoch {epoch + 1}")
         return {}
+
+
+class _TrialTrainer(Trainer):
+    """A trainer that keeps the validation metrics of its last evaluation for the step to report
+    (the epoch's validation is measured once, by the trainer)."""
+
+    def __init__(self, *args: Any, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        self.last_val: dict[str, float] = {}
+
+    def evaluate(self, split_name: str) -> dict[str, float]:
+        metrics = super().evaluate(split_name)
+        if split_name == "val":
+            self.last_val = metrics
+        return metrics
 
 
 def _trial_config(config: SearchConfig, out: Path) -> TrainConfig:
@@ -381,7 +453,8 @@ def _tidy_trial_dir(out: Path) -> None:
 
 @register
 class OptunaSearcher(Searcher):
-    """``autoaug search --method optuna``: TPE over policies, a proxy training per trial."""
+    """``autoaug search --method optuna``: TPE over policies, each scored by a proxy (density
+    matching by default, or a short training)."""
 
     method = "optuna"
 
@@ -391,6 +464,10 @@ class OptunaSearcher(Searcher):
             raise ValueError(
                 f"unknown optuna space {config.optuna_space!r}; known: {', '.join(OPTUNA_SPACES)}"
             )
+        if config.proxy not in PROXIES:
+            raise ValueError(f"unknown proxy {config.proxy!r}; known: {', '.join(PROXIES)}")
+        if config.proxy_score not in SCORES:
+            raise ValueError(f"unknown proxy score {config.proxy_score!r}; known: {', '.join(SCORES)}")
         get_space(config.space)
         make_pruner(config.pruner, config.trial_epochs)
         if config.n_trials < 1 or config.trial_epochs < 1:
@@ -401,7 +478,8 @@ class OptunaSearcher(Searcher):
         self.url = storage_url(config)
         self.study_name = config.study_name or f"autoaug-{config.dataset}-{config.optuna_space}"
         self.worker = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"  # host:pid:run
-        self.dataset: Dataset | None = None
+        self.dataset: Dataset | None = None  # what the train proxy trains (D_M) and validates on (D_A)
+        self.proxy: DensityProxy | None = None
         self.diverged = 0  # this worker's trials in a row whose training diverged
 
     # ------------------------------------------------------------------------- study
@@ -409,33 +487,101 @@ class OptunaSearcher(Searcher):
     def study_settings(self) -> dict[str, Any]:
         """The settings that define the study's objective; joining workers must agree."""
         values = dataclasses.asdict(self.config)
-        values["epochs_per_trial"] = self.config.trial_epochs
-        return {k: values[k] for k in STUDY_KEYS}
+        keys = STUDY_KEYS + PROXY_KEYS[self.config.proxy]
+        return {k: values[k] for k in keys}
+
+    def schema(self) -> dict[str, Any]:
+        """What the study's trials are: the schema version, the space and its parameter names."""
+        cfg = self.config
+        return {"version": STUDY_SCHEMA, "optuna_space": cfg.optuna_space, "space": cfg.space,
+                "params": sorted(identity_params(cfg.optuna_space, cfg.space))}  # fmt: skip
+
+    def pruner(self) -> optuna.pruners.BasePruner:
+        """The density proxy scores a policy in one step: nothing to prune before it means something."""
+        if self.config.proxy == "density":
+            return optuna.pruners.NopPruner()
+        return make_pruner(self.config.pruner, self.config.trial_epochs)
 
     def open_study(self) -> optuna.Study:
-        """Create the study, or join it if it exists (checking that its settings match)."""
+        """Create the study, or join it if it exists (checking that its schema and settings match)."""
         cfg = self.config
         self.out.mkdir(parents=True, exist_ok=True)
         storage = make_storage(self.url, self.config.heartbeat)
+        startup = min(10, max(4, cfg.n_trials // 4))  # TPE's random start-up, a quarter of the budget
         study = optuna.create_study(
             storage=storage,
             study_name=self.study_name,
-            sampler=TrialSeededTPE(self.config.seed, first=identity_params(cfg.optuna_space, cfg.space)),
-            pruner=make_pruner(self.config.pruner, self.config.trial_epochs),
+            sampler=TrialSeededTPE(
+                cfg.seed,
+                first=identity_params(cfg.optuna_space, cfg.space),
+                n_startup_trials=startup,
+                multivariate=True,
+            ),
+            pruner=self.pruner(),
             direction="maximize",
             load_if_exists=True,
         )
-        mine = self.study_settings()
+        schema, theirs_schema = self.schema(), study.user_attrs.get("autoaug_schema")
         theirs = study.user_attrs.get("autoaug")
+        made = study.get_trials(deepcopy=False)
+        if theirs_schema is None and (theirs is not None or made):
+            names = sorted({k for t in made for k in t.params})
+            raise ValueError(
+                f"study {self.study_name!r} in {public_url(self.url)} was made by an older autoaug "
+                f"(parameters {', '.join(names[:4]) or 'none'}{', ...' if len(names) > 4 else ''}; this "
+                f"version searches {schema['optuna_space']!r}); give a new --study-name"
+            )
+        if theirs_schema is not None and theirs_schema != schema:
+            diff = {k: (theirs_schema.get(k), schema[k]) for k in schema if theirs_schema.get(k) != schema[k]}
+            diff.pop("params", None) if len(diff) > 1 else None
+            raise ValueError(
+                f"study {self.study_name!r} in {public_url(self.url)} holds other trials (study's, this "
+                f"run's): {diff}; give a new --study-name"
+            )
+        mine = self.study_settings()
         if theirs is None:
+            study.set_user_attr("autoaug_schema", schema)
             study.set_user_attr("autoaug", mine)
         elif theirs != mine:
-            diff = {k: (theirs.get(k), mine[k]) for k in mine if theirs.get(k) != mine[k]}
+            diff = {
+                k: (theirs.get(k), mine.get(k))
+                for k in set(mine) | set(theirs)
+                if theirs.get(k) != mine.get(k)
+            }
             raise ValueError(
                 f"study {self.study_name!r} in {public_url(self.url)} was made with other settings "
                 f"(study's, this run's): {diff}; use the same settings or another --study-name"
             )
         return study
+
+    def fit_proxy(self, study: optuna.Study) -> None:
+        """Load the data; for the density proxy, train (or reload) its model and record its clean
+        accuracy in the study, so that workers can tell whether their models agree."""
+        cfg = self.config
+        data = load_dataset(cfg.dataset, root=cfg.data_root, train_size=cfg.train_size,
+                            val_size=cfg.val_size, seed=cfg.seed, download=cfg.download)  # fmt: skip
+        fit, held = density_split(data, cfg.proxy_holdout, cfg.seed)
+        self.dataset = Dataset(data.name, fit, held, data.test, data.num_classes, data.class_names,
+                               data.ground_truth, data.source)  # fmt: skip
+        if cfg.proxy != "density":
+            return
+        own = ("out", "dataset", "seed")  # the proxy's own
+        train = {
+            k: v for k, v in dataclasses.asdict(cfg).items() if k in TrainConfig.fields() and k not in own
+        }
+        self.proxy = DensityProxy(data, holdout=cfg.proxy_holdout, draws=cfg.proxy_draws, seed=cfg.seed,
+                                  out=self.out / "proxy", **train)  # fmt: skip
+        fitted = self.proxy.fit()
+        how = "loaded" if fitted["reused"] else f"trained in {fitted['seconds']:.0f}s"
+        print(f"density proxy: {cfg.model} {how} on {fitted['fit_images']} images, clean accuracy "
+              f"{fitted['clean_acc']:.4f} on the {fitted['held_out_images']} held out", flush=True)  # fmt: skip
+        theirs = study.user_attrs.get("proxy_model")
+        if theirs is None:
+            study.set_user_attr("proxy_model", {"clean_acc": fitted["clean_acc"], "worker": self.worker})
+        elif abs(theirs["clean_acc"] - fitted["clean_acc"]) > 0.005:
+            print(f"note: this worker's proxy model scores {fitted['clean_acc']:.4f} clean, the study's first "
+                  f"{theirs['clean_acc']:.4f} ({theirs['worker']}): other hardware; its scores compare "
+                  "only roughly", flush=True)  # fmt: skip
 
     # ------------------------------------------------------------------------ trials
 
@@ -453,8 +599,15 @@ class OptunaSearcher(Searcher):
         out = self.out / "trials" / f"{trial.number:04d}"
         out.mkdir(parents=True, exist_ok=True)
         policy.save(out / "policy.json")
+        if self.proxy is not None:
+            scores = self.proxy.score(policy)
+            for key in ("acc", "loss", "min_loss", "best", "seconds"):
+                trial.set_user_attr(key, scores[key])
+            print(f"trial {trial.number}: {cfg.proxy_score} {scores[cfg.proxy_score]:.4f} (mean accuracy "
+                  f"{scores['acc']:.4f} over {cfg.proxy_draws} draws, {scores['seconds']:.0f}s)", flush=True)  # fmt: skip
+            return float(scores[cfg.proxy_score]) * (-1 if cfg.proxy_score.endswith("loss") else 1)
         step = _ReportingStep(policy, cfg.seed, trial, cfg.trial_epochs)
-        trainer = Trainer(_trial_config(cfg, out), dataset=self.dataset, step=step)
+        trainer = _TrialTrainer(_trial_config(cfg, out), dataset=self.dataset, step=step)
         t0 = time.perf_counter()
         try:
             metrics = trainer.fit()
@@ -519,9 +672,14 @@ class OptunaSearcher(Searcher):
             policy = policy_from_params(best.params, cfg.optuna_space, cfg.space, cfg.interpolation,
                                         name=f"optuna_{cfg.dataset}")  # fmt: skip
             policy.meta = {"searcher": "optuna", "study": self.study_name, "trial": best.number,
-                           "val_acc": best.value, "test_acc": best.user_attrs.get("test_acc"),
-                           "optuna_space": cfg.optuna_space, "trial_epochs": cfg.trial_epochs,
-                           "seed": cfg.seed, "params": best.params}  # fmt: skip
+                           "proxy": cfg.proxy, "score": best.value, "test_acc": best.user_attrs.get("test_acc"),
+                           "optuna_space": cfg.optuna_space, "space": cfg.space, "seed": cfg.seed,
+                           "dataset": cfg.dataset, "params": best.params}  # fmt: skip
+            if cfg.proxy == "density":
+                policy.meta |= {"proxy_score": cfg.proxy_score, "proxy_draws": cfg.proxy_draws,
+                                "proxy_epochs": cfg.epochs, "mean_acc": best.user_attrs.get("acc")}  # fmt: skip
+            else:
+                policy.meta |= {"val_acc": best.value, "trial_epochs": cfg.trial_epochs}
             if self.dataset is not None:  # translations are a fraction of it; `autoaug export` reads it
                 policy.meta["image_size"] = list(self.dataset.image_size)
         policy.save(self.out / "policy.json")
@@ -574,10 +732,7 @@ class OptunaSearcher(Searcher):
         print(f"study {self.study_name!r} in {public_url(self.url)}: {len(finished)} of {cfg.n_trials} "
               f"trials finished, {len(running)} running; worker {self.worker}", flush=True)  # fmt: skip
         if len(finished) < cfg.n_trials:
-            self.dataset = load_dataset(cfg.dataset, root=cfg.data_root, train_size=cfg.train_size,
-                                        val_size=cfg.val_size, seed=cfg.seed, download=cfg.download)  # fmt: skip
-            if len(self.dataset.val) == 0:
-                raise ValueError(f"optuna needs a validation split; val_size={cfg.val_size} left none")
+            self.fit_proxy(study)
             self.work(study)
         outputs = self.write_outputs(study)
         plots = self.plot(study)
@@ -585,13 +740,26 @@ class OptunaSearcher(Searcher):
         counts = outputs["counts"]
         finished_here = sum(1 for t in study.get_trials(deepcopy=False, states=FINISHED)
                             if t.user_attrs.get("worker") == self.worker)  # fmt: skip
-        metrics = {"val_acc": best.value if best else None,
+        metrics = {"score": best.value if best else None,
                    "test_acc": best.user_attrs.get("test_acc") if best else None}  # fmt: skip
+        if cfg.proxy == "train":
+            metrics["val_acc"] = metrics["score"]
+        if cfg.proxy == "density":
+            what = (
+                (
+                    f"density score {best.value:.4f} ({cfg.proxy_score} over {cfg.proxy_draws} augmented draws of "
+                    f"each held-out image; mean accuracy {best.user_attrs.get('acc', math.nan):.4f})"
+                )
+                if best
+                else ""
+            )
+        else:
+            what = (f"validation accuracy {best.value:.4f} after {cfg.trial_epochs} epochs "
+                    f"(test {best.user_attrs.get('test_acc', math.nan):.4f})") if best else ""  # fmt: skip
         lines = [
             f"study {self.study_name!r}: {counts['complete']} complete, {counts['pruned']} pruned, "
             f"{counts['fail']} failed trials ({finished_here} finished by this worker)",
-            f"best: trial {best.number}, validation accuracy {best.value:.4f} after {cfg.trial_epochs} epochs "
-            f"(test {best.user_attrs.get('test_acc', math.nan):.4f})"
+            f"best: trial {best.number}, {what}"
             if best
             else "no trial completed: policy.json is the identity",
             f"files in {self.out}: policy.json (the best trial's policy), study.json (storage and study name), "
@@ -611,7 +779,9 @@ def _trial_row(t: FrozenTrial) -> dict[str, Any]:
     return {
         "trial": t.number,
         "state": t.state.name.lower(),
-        "val_acc": t.value,
+        "score": t.value,
+        "val_acc": t.value if "acc" not in t.user_attrs else None,  # the train proxy's value
+        "mean_acc": t.user_attrs.get("acc"),
         "test_acc": t.user_attrs.get("test_acc"),
         "val_acc_per_epoch": [t.intermediate_values[k] for k in sorted(t.intermediate_values)],
         "seconds": t.user_attrs.get("seconds"),
@@ -624,27 +794,31 @@ def _trial_row(t: FrozenTrial) -> dict[str, Any]:
 
 
 def best_so_far(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
-    """From ``metrics.jsonl`` rows: each complete trial that raised the best validation
-    accuracy, in the order trials completed (for curves of accuracy against wall time)."""
+    """From ``metrics.jsonl`` rows: each complete trial that raised the best score (validation
+    accuracy with the train proxy), in the order trials completed (for curves of accuracy against wall time)."""
     done = sorted(
         (r for r in rows if r["state"] == "complete" and r["complete"]), key=lambda r: r["complete"]
     )
     out, best = [], -math.inf
     for r in done:
-        if r["val_acc"] > best:
-            best = r["val_acc"]
+        value = r.get("score", r.get("val_acc"))
+        if value > best:
+            best = value
             out.append(r)
     return out
 
 
 __all__ = [
+    "FAMILIES",
     "OPTUNA_SPACES",
+    "PROXIES",
     "PRUNERS",
     "BudgetFull",
     "OptunaSearcher",
     "TrialSeededTPE",
     "best_so_far",
     "claim_budget",
+    "families_of",
     "identity_params",
     "make_pruner",
     "make_storage",
