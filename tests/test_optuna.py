@@ -1,5 +1,6 @@
-"""The Optuna searcher: spaces to policies, the seeded sampler, the trial budget, outputs, and
-workers sharing a study on a real PostgreSQL server (started here; skipped without one)."""
+"""The Optuna searcher: spaces to policies, the seeded sampler, the trial budget, the density
+proxy, outputs, studies made by an older version, and workers sharing a study on a real
+PostgreSQL server (started here; skipped without one)."""
 
 from __future__ import annotations
 
@@ -27,11 +28,14 @@ from autoaug.data.synthetic import glyphs
 from autoaug.policy import Policy
 from autoaug.reference import randaugment
 from autoaug.search import SearchConfig, get_searcher
+from autoaug.search.density import DensityProxy, density_split
 from autoaug.search.optuna import (
+    FAMILIES,
     BudgetFull,
     TrialSeededTPE,
     best_so_far,
     claim_budget,
+    families_of,
     identity_params,
     policy_from_params,
     public_url,
@@ -131,8 +135,8 @@ def _has_user(name: str) -> bool:
 
 
 def _config(data: str, out: Path, **kw) -> SearchConfig:
-    values = dict(method="optuna", dataset=data, batch_size=32, trial_epochs=1, n_trials=3, space="standard",
-                  optuna_space="randaugment", progress=False, out=str(out))  # fmt: skip
+    values = dict(method="optuna", dataset=data, batch_size=32, epochs=1, trial_epochs=1, n_trials=3,
+                  space="standard", optuna_space="randaugment", progress=False, out=str(out))  # fmt: skip
     values.update(kw)
     return SearchConfig(**values)
 
@@ -188,6 +192,25 @@ def test_randaugment_space_reproduces_randaugment():
         policy_from_params(params, "grid", "standard")
 
 
+def test_families_space_is_randaugment_over_chosen_families():
+    study = optuna.create_study(sampler=TrialSeededTPE(0))
+    params = suggest_params(study.ask(), "families", "symmetry")
+    assert set(params) == {"n_ops", "magnitude", "prob"} | {f"family:{f}" for f in FAMILIES}
+    assert list(families_of("standard")) == ["geometric", "photometric"]  # no flips nor erasing there
+    assert set(families_of("symmetry")["geometric"]) <= set(get_space("symmetry").ops)
+    chosen = {"n_ops": 2, "magnitude": 15, "prob": 0.4, "family:flip": True, "family:geometric": True}
+    policy = policy_from_params(chosen, "families", "symmetry")
+    assert len(policy.stages) == 2
+    probs = policy.op_probabilities()[0]
+    # Each chosen family is half of the picks; its ops share it; each applied with probability 0.4.
+    assert probs["hflip"] == pytest.approx(0.5 * 0.4)
+    assert probs["rotate"] == pytest.approx(0.5 / 6 * 0.4) and "brightness" not in probs
+    assert {e.magnitudes for e in policy.stages[0] if e.op != "hflip"} == {(0.5,)}
+    # Probability 0, or no family, is no augmentation.
+    assert policy_from_params(chosen | {"prob": 0.0}, "families", "symmetry").stages == []
+    assert policy_from_params({"n_ops": 3, "magnitude": 9, "prob": 1.0}, "families", "symmetry").stages == []
+
+
 def test_sampler_is_seeded_per_trial_number():
     def proposals(seed: int) -> list[dict]:
         study = optuna.create_study(sampler=TrialSeededTPE(seed), direction="maximize")
@@ -203,7 +226,7 @@ def test_sampler_is_seeded_per_trial_number():
     assert len({json.dumps(p, sort_keys=True) for p in first}) == 4
 
 
-@pytest.mark.parametrize("optuna_space", ["policy", "randaugment"])
+@pytest.mark.parametrize("optuna_space", ["families", "policy", "randaugment"])
 def test_first_trial_is_no_augmentation(optuna_space):
     anchor = identity_params(optuna_space, "standard")
     study = optuna.create_study(sampler=TrialSeededTPE(0, first=anchor), direction="maximize")
@@ -240,11 +263,11 @@ def test_public_url_hides_the_password():
 # ------------------------------------------------------------------ a search (SQLite)
 
 
-def test_search_writes_outputs_and_show_reads_them(tiny_glyphs, tmp_path, capsys):
+def test_train_proxy_search_writes_outputs_and_show_reads_them(tiny_glyphs, tmp_path, capsys):
     out = tmp_path / "run"
     argv = ["search", "--method", "optuna", "--dataset", tiny_glyphs, "--batch-size", "32", "--n-trials", "3",
-            "--trial-epochs", "1", "--space", "standard", "--optuna-space", "policy", "--no-progress",
-            "--out", str(out)]  # fmt: skip
+            "--proxy", "train", "--trial-epochs", "1", "--space", "standard", "--optuna-space", "policy",
+            "--no-progress", "--out", str(out)]  # fmt: skip
     assert main(argv) == 0
     text = capsys.readouterr().out
     assert "3 trials of 1 epochs" in text and "best: trial" in text and "optuna-dashboard sqlite:///" in text
@@ -281,6 +304,88 @@ def test_search_writes_outputs_and_show_reads_them(tiny_glyphs, tmp_path, capsys
     assert "seed" in capsys.readouterr().err
 
 
+# ------------------------------------------------------------------------ density proxy
+
+
+def test_density_proxy_scores_augmented_held_out_images_and_reloads_its_model(tiny_glyphs, tmp_path):
+    from autoaug.data import load_dataset
+
+    ds = load_dataset(tiny_glyphs, seed=0)
+    fit, held = density_split(ds, 0.5, 0)
+    assert len(fit) + len(held) == len(ds.train) + len(ds.val) and abs(len(fit) - len(held)) <= 1
+    with pytest.raises(ValueError, match=r"holdout 1\.0"):
+        density_split(ds, 1.0, 0)
+    settings = dict(holdout=0.5, draws=3, seed=0, out=tmp_path / "proxy", epochs=2, batch_size=32)
+    proxy = DensityProxy(ds, **settings)
+    fitted = proxy.fit()
+    assert not fitted["reused"] and fitted["held_out_images"] == len(held) == len(proxy.held_out)
+    # No augmentation scores the clean accuracy on every measure, without a forward pass per draw.
+    none = proxy.score(Policy.identity())
+    assert none["best"] == none["acc"] == pytest.approx(fitted["clean_acc"]) and none["forwards"] == 0
+    ra = proxy.score(randaugment(2, 9))
+    assert ra["best_of"] == sorted(ra["best_of"]) and ra["best"] == pytest.approx(ra["best_of"][-1])
+    assert ra["best"] >= ra["acc"] and ra["min_loss"] <= ra["loss"]
+    assert 0 < ra["forwards"] <= 3 * len(held)
+    # A mild policy only passes the images it changes.
+    mild = policy_from_params({"n_ops": 1, "magnitude": 5, "prob": 0.1, "family:geometric": True},
+                              "families", "symmetry")  # fmt: skip
+    assert proxy.score(mild)["forwards"] < 0.3 * 3 * len(held)
+    # The same settings reload the model, and score the same (the draws are seeded).
+    again = DensityProxy(ds, **settings)
+    assert again.fit()["reused"]
+    drop = ("seconds",)
+    assert {k: v for k, v in again.score(randaugment(2, 9)).items() if k not in drop} == {
+        k: v for k, v in ra.items() if k not in drop
+    }
+
+
+def test_density_search_scores_trials_without_training_them(tiny_glyphs, tmp_path, capsys):
+    out = tmp_path / "run"
+    argv = ["search", "--method", "optuna", "--dataset", tiny_glyphs, "--batch-size", "32", "--epochs", "2",
+            "--n-trials", "4", "--no-progress", "--out", str(out)]  # fmt: skip
+    assert main(argv) == 0
+    text = capsys.readouterr().out
+    assert "4 trials scored by density matching" in text and "density proxy: small_cnn trained" in text
+    rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert [r["state"] for r in rows] == ["complete"] * 4
+    assert rows[0]["params"] == identity_params("families", "symmetry")
+    assert rows[0]["score"] == pytest.approx(rows[0]["mean_acc"])  # no augmentation: every draw is clean
+    assert not list(out.glob("trials/*/metrics.jsonl"))  # no training per trial
+    policy = Policy.load(out / "policy.json")
+    best = max(rows, key=lambda r: (r["score"], -r["trial"]))
+    assert policy.meta["trial"] == best["trial"] and policy.meta["proxy"] == "density"
+    assert policy.meta["image_size"] == [16, 16]
+    # Joining the study again with a larger budget reloads the proxy model instead of training it.
+    assert main([*argv[:-2], "--n-trials", "5", "--out", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert "density proxy: small_cnn loaded" in text and "5 complete" in text
+
+
+def test_a_study_made_by_an_older_version_or_another_space_is_refused_in_one_line(
+    tiny_glyphs, tmp_path, capsys
+):
+    out = tmp_path / "old"
+    out.mkdir()
+    old = optuna.create_study(storage=f"sqlite:///{out / 'study.db'}", study_name="s", direction="maximize")
+    old.set_user_attr("autoaug", {"dataset": tiny_glyphs, "epochs_per_trial": 3})  # no schema: before it
+    trial = old.ask()
+    trial.suggest_float("weight:rotate", 0.0, 1.0)
+    old.tell(trial, 0.5)
+    argv = ["search", "--method", "optuna", "--dataset", tiny_glyphs, "--batch-size", "32", "--epochs", "1",
+            "--n-trials", "1", "--study-name", "s", "--no-progress"]  # fmt: skip
+    assert main([*argv, "--out", str(out)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "older autoaug" in err and "weight:rotate" in err and "--study-name" in err
+    assert len(err.splitlines()) == 1
+    # A current study of another space: the schema names the difference.
+    new = tmp_path / "new"
+    assert main([*argv, "--optuna-space", "randaugment", "--space", "standard", "--out", str(new)]) == 0
+    capsys.readouterr()
+    assert main([*argv, "--space", "standard", "--out", str(new)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "optuna_space" in err and "'randaugment', 'families'" in err and len(err.splitlines()) == 1
+
+
 # -------------------------------------------------------------- workers on PostgreSQL
 
 
@@ -307,7 +412,7 @@ def test_workers_opening_a_new_database_at_once_all_get_the_storage(postgres_url
 
 def test_two_workers_share_one_study(tiny_glyphs, postgres_url, tmp_path):
     name = "two_workers"
-    procs = [_worker(tiny_glyphs, tmp_path / f"w{i}", postgres_url, name, "--n-trials", "6",
+    procs = [_worker(tiny_glyphs, tmp_path / f"w{i}", postgres_url, name, "--n-trials", "6", "--proxy", "train",
                      "--trial-epochs", "3", "--pruner", "none") for i in range(2)]  # fmt: skip
     outputs = [p.communicate(timeout=300)[0] for p in procs]
     assert [p.returncode for p in procs] == [0, 0], outputs
@@ -328,7 +433,18 @@ def test_two_workers_share_one_study(tiny_glyphs, postgres_url, tmp_path):
 
 def test_killed_worker_leaves_the_study_usable(tiny_glyphs, postgres_url, tmp_path):
     name = "killed_worker"
-    args = ("--n-trials", "4", "--trial-epochs", "3", "--heartbeat", "1", "--pruner", "none")
+    args = (
+        "--n-trials",
+        "4",
+        "--proxy",
+        "train",
+        "--trial-epochs",
+        "3",
+        "--heartbeat",
+        "1",
+        "--pruner",
+        "none",
+    )
     victim = _worker(tiny_glyphs, tmp_path / "victim", postgres_url, name, *args)
     survivor = _worker(tiny_glyphs, tmp_path / "survivor", postgres_url, name, *args)
     killed_trial = None

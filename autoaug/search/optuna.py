@@ -448,6 +448,16 @@ def _tidy_trial_dir(out: Path) -> None:
         (out / name).unlink(missing_ok=True)
 
 
+def density_proxy(config: SearchConfig, data: Dataset, draws: int | None = None) -> DensityProxy:
+    """The searcher's density proxy for ``config`` (its model in ``OUT/proxy``, the search's
+    training settings), with ``draws`` instead of ``config.proxy_draws`` where given."""
+    own = ("out", "dataset", "seed")  # the proxy's own
+    values = dataclasses.asdict(config)
+    train = {k: v for k, v in values.items() if k in TrainConfig.fields() and k not in own}
+    return DensityProxy(data, holdout=config.proxy_holdout, draws=draws or config.proxy_draws, seed=config.seed,
+                        out=Path(config.out) / "proxy", **train)  # fmt: skip
+
+
 # ----------------------------------------------------------------------------- searcher
 
 
@@ -565,12 +575,7 @@ class OptunaSearcher(Searcher):
                                data.ground_truth, data.source)  # fmt: skip
         if cfg.proxy != "density":
             return
-        own = ("out", "dataset", "seed")  # the proxy's own
-        train = {
-            k: v for k, v in dataclasses.asdict(cfg).items() if k in TrainConfig.fields() and k not in own
-        }
-        self.proxy = DensityProxy(data, holdout=cfg.proxy_holdout, draws=cfg.proxy_draws, seed=cfg.seed,
-                                  out=self.out / "proxy", **train)  # fmt: skip
+        self.proxy = density_proxy(cfg, data)
         fitted = self.proxy.fit()
         how = "loaded" if fitted["reused"] else f"trained in {fitted['seconds']:.0f}s"
         print(f"density proxy: {cfg.model} {how} on {fitted['fit_images']} images, clean accuracy "
@@ -818,6 +823,7 @@ __all__ = [
     "TrialSeededTPE",
     "best_so_far",
     "claim_budget",
+    "density_proxy",
     "families_of",
     "identity_params",
     "make_pruner",
