@@ -1,11 +1,29 @@
 """Black-box policy search with Optuna (the Fast AutoAugment / RandAugment-grid family).
 
-Optuna's TPE sampler (Bergstra et al., NeurIPS 2011) proposes policy parameters; each trial
-trains a short proxy model with that policy as a fixed augmentation and reports validation
-accuracy after every epoch, so a pruner (median, or Hyperband: Li et al., JMLR 2018) stops
-bad trials early. Trial 0 is no augmentation, so the result is never worse than that on the
-proxy. The best trial's policy is the result. Two search spaces:
+Optuna's TPE sampler (Bergstra et al., NeurIPS 2011; multivariate, Falkner et al., ICML 2018)
+proposes policy parameters and a proxy scores each policy. Trial 0 is no augmentation, so the
+result is never worse than that on the proxy. The best trial's policy is the result.
 
+Two proxies (``config.proxy``):
+
+* ``density`` (the default): Fast AutoAugment's density matching (Lim et al., NeurIPS 2019;
+  :mod:`autoaug.search.density`). The training images are split in two (``proxy_holdout``); one
+  model is trained once, without augmentation, on the first part for ``config.epochs`` epochs;
+  a policy's score is how that model does on the held-out part augmented by the policy
+  (``proxy_draws`` draws per image; ``proxy_score="best"``, Fast AA's: the fraction of images
+  some draw gets right). No training per trial; a trial is a few forward passes, so there is
+  nothing to prune. Each worker trains (or reloads from ``OUT/proxy``) its own model, from the
+  same seed and data.
+* ``train``: each trial trains a short proxy model (``trial_epochs``) with the policy on the
+  first part and reports its accuracy on the held-out part after every epoch; a pruner (median,
+  or Hyperband: Li et al., JMLR 2018) stops bad trials, only in the second half of a trial.
+
+Three search spaces (``config.optuna_space``):
+
+* ``families`` (the default): RandAugment's N (1-3 ops in a row) and M (a level of 31, one for
+  every op), an application probability per op (0-1 in steps of 0.05), and which op families
+  of ``config.space`` take part (:data:`FAMILIES`: geometric, photometric, flip, erasing, drastic),
+  each chosen family equally likely: 8 parameters on ``symmetry``, mild policies included.
 * ``policy``: a weight and a magnitude per op of ``config.space`` and how many ops an image
   gets in a row (1-3): the shape of an AutoAugment policy, one magnitude per op.
 * ``randaugment``: RandAugment's N (0-3 ops in a row) and M (a level of 31), plus which ops
@@ -27,13 +45,19 @@ propose the same random trials.
 Outputs in ``config.out``: ``policy.json`` (the best trial's policy), ``study.json`` (the
 storage URL, password hidden, and the study name; ``optuna-dashboard URL`` opens it),
 ``study.db`` (the default SQLite storage), ``metrics.jsonl`` (one line per trial),
-``optimization_history.png``, ``param_importances.png``, ``config.yaml`` and
-``trials/NNNN/`` (each trial's metrics, config and policy, from this worker).
+``optimization_history.png``, ``param_importances.png``, ``config.yaml``, ``proxy/`` (the
+density proxy's model, its training metrics and settings) and ``trials/NNNN/`` (each trial's
+policy, and with the train proxy its metrics and config, from this worker).
+
+A study records what its trials are (``autoaug_schema``: a version, the search space and its
+parameter names) and the settings that define its objective (``autoaug``); a worker that joins
+with another space, another proxy or other settings, or a study an older autoaug made, is
+refused with one line naming the difference.
 
 Example:
     >>> from autoaug.search import SearchConfig, get_searcher
     >>> cfg = SearchConfig(method="optuna", dataset="glyphs", train_size=256, n_trials=4,
-    ...                    trial_epochs=1, out="runs/optuna_doc")
+    ...                    epochs=2, out="runs/optuna_doc")
     >>> result = get_searcher("optuna")(cfg).run()  # doctest: +SKIP
 """
 
