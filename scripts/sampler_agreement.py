@@ -17,7 +17,8 @@ Two figures per sampler:
 
 Compared: ``per-image`` (autoaug's chains, keyed by the image), ``batch-slot`` (chains kept
 per position in the batch and carried to the next batch's images: the sampler before the
-per-image chains, replicated here for comparison), and ``oracle`` (an exact draw from π(·|x)
+per-image chains, replicated here for comparison), ``per-image k=2`` (two Metropolis-Hastings
+steps per visit, ``--chain-length 2``), and ``oracle`` (an exact draw from π(·|x)
 each visit: the best a sampler can do with this many visits).
 
 Usage:
@@ -144,8 +145,10 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     rows = []
     for per_op in (False, True):
-        for sampler in ("per-image", "batch-slot", "oracle"):
-            r = simulate(sampler, per_op, n=args.images, epochs=args.epochs)
+        for sampler in ("per-image", "per-image k=2", "batch-slot", "oracle"):
+            k = 2 if sampler.endswith("k=2") else 1
+            r = simulate(sampler.split()[0], per_op, n=args.images, epochs=args.epochs, chain_length=k)
+            r["sampler"] = sampler
             rows.append(r)
             print(
                 f"{r['constraint']:7s} {sampler:11s} agreement {r['agreement']:+.3f}  marginal TV {r['marginal_tv']:.3f}"
