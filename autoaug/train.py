@@ -373,7 +373,9 @@ class PolicyStep:
 
     def __init__(self, policy: Policy, seed: int = 0):
         self.policy = policy
-        self.generator = torch.Generator().manual_seed(seed + 7919)
+        # Under torchrun each rank draws its own augmentations (the same seed on every rank
+        # would give the i-th image of every rank's batch the same transformation).
+        self.generator = torch.Generator().manual_seed(seed + 7919 + 104729 * _distributed()[0])
 
     def loss(self, trainer: Trainer, images: Tensor, labels: Tensor) -> tuple[Tensor, dict[str, float]]:
         if self.policy.stages:
