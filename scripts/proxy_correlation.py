@@ -91,9 +91,11 @@ def policies(out: Path, n_random: int, seed: int) -> dict[str, str]:
         named[p.name] = str(path)
     # Trained in this order (the most telling first, where the cores are slow): near-identity
     # draws and the check of `none` last.
-    order = ["hflip", "random0", "random2", "random3", "random5", "flip_shift_erase", "random1", "random4"]
-    named = {k: named[k] for k in FIXED} | {k: named[k] for k in order if k in named} | named
-    return named | {"none": "none"}
+    if (out / "search" / "search_cost.json").is_file():  # the searcher's own pick, once it has run
+        named["optuna_best"] = str(out / "search" / "policy.json")
+    order = ["hflip", "random0", "random2", "random3", "optuna_best", "random5", "flip_shift_erase", "random1",
+             "random4"]  # fmt: skip
+    return {k: named[k] for k in FIXED} | {k: named[k] for k in order if k in named} | named
 
 
 def earlier_rows(path: Path) -> dict[str, float]:
@@ -173,13 +175,15 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--reuse", default="results/accuracy/results.json",
                     help="take the fixed policies' seed-0 rows from this bench_accuracy result ('' for none)")  # fmt: skip
     ap.add_argument("--skip", nargs="*", default=[], choices=["train", "score"])
+    ap.add_argument("--only", default="", help="train only these policies (comma-separated names)")
     ap.add_argument("--quiet", action="store_true")
     args = ap.parse_args(argv)
     out = Path(args.out)
     named = policies(out, args.random, args.seed)
     reuse = earlier_rows(Path(args.reuse)) if args.reuse else {}
     if "train" not in args.skip:
-        train_all(named, out, reuse, args.quiet)
+        only = [n for n in args.only.split(",") if n]
+        train_all({k: v for k, v in named.items() if not only or k in only}, out, reuse, args.quiet)
     results = trained(named, out, reuse)
     if "score" not in args.skip:
         score_all(named, results, out)
@@ -241,7 +245,7 @@ def score_all(named: dict[str, str], results: dict[str, dict], out: Path) -> Non
     from autoaug.search.optuna import density_proxy
 
     cost = search(out)
-    named = named | {"optuna_best": cost["policy"]}
+    named = named | {"optuna_best": cost["policy"]}  # (named holds it already where the search ran before)
     cache = out / "scores.json"
     scores = json.loads(cache.read_text()) if cache.is_file() else {}
     todo = [n for n in named if n not in scores]

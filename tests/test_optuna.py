@@ -492,3 +492,19 @@ def test_resuming_a_study_by_name_continues_it(tiny_glyphs, postgres_url, tmp_pa
     assert second.summary["finished_by_worker"] == 2
     rows = (tmp_path / "b" / "metrics.jsonl").read_text().splitlines()
     assert len(rows) == 4  # the outputs cover the whole study, not just this run's trials
+
+
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [
+        (["--proxy", "sometimes"], "unknown proxy 'sometimes'; known: density, train"),
+        (["--proxy-score", "median"], "unknown proxy score 'median'; known: best, acc, loss, min_loss"),
+        (["--proxy-holdout", "1"], "--proxy-holdout 1"),
+        (["--proxy-draws", "0"], "--proxy-draws 0"),
+    ],
+)
+def test_bad_proxy_settings_are_one_line(flags, message, tmp_path, capsys):
+    assert main(["search", "--method", "optuna", *flags, "--out", str(tmp_path / "run")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert message in err and len(err.splitlines()) == 1
+    assert not (tmp_path / "run").exists()
