@@ -31,16 +31,11 @@ import json
 import math
 import os
 import platform
-import sys
 import time
 from pathlib import Path
 
 import optuna
 import torch
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from bench_accuracy import run_dir, run_one
 
 from autoaug.policy import OpEntry, Policy, atomic_write_text, load_policy
 from autoaug.search.optuna import policy_from_params, suggest_params
@@ -113,15 +108,39 @@ def earlier_rows(path: Path) -> dict[str, float]:
     return rows
 
 
+def run_dir(out: Path, name: str, seed: int = 0) -> Path:
+    return out / "runs" / f"{name}_s{seed}"
+
+
+def _finished(run: Path) -> list[dict] | None:
+    metrics = run / "metrics.jsonl"
+    rows = [json.loads(x) for x in metrics.read_text().splitlines() if x.strip()] if metrics.is_file() else []
+    return rows if len(rows) >= SETTING["epochs"] and (run / "model.pt").is_file() else None
+
+
+def run_one(policy: str, seed: int, out: Path, label: str, quiet: bool) -> list[dict]:
+    """``autoaug train`` as ``scripts/bench_accuracy.py`` runs a fixed policy (test every 5 epochs
+    and after the last); a finished run is reused, a killed one resumed."""
+    from autoaug.train import TrainConfig, Trainer
+
+    run = run_dir(out, label, seed)
+    done = _finished(run)
+    if done:
+        return done
+    cfg = TrainConfig(policy=policy, seed=seed, device="auto", out=str(run), progress=not quiet, test_every=5,
+                      **SETTING)  # fmt: skip
+    Trainer(cfg).fit(resume=(run / "checkpoint.pt").is_file())
+    return _finished(run) or []
+
+
 def train_all(named: dict[str, str], out: Path, reuse: dict[str, float], quiet: bool) -> dict[str, dict]:
-    args = argparse.Namespace(**SETTING, device="cpu", quiet=quiet, test_every=5)
     results = {}
     for name, policy in named.items():
         if name in reuse:
             results[name] = {"test_acc": reuse[name], "source": "results/accuracy/results.json (seed 0)"}
             continue
         t0 = time.perf_counter()
-        rows = run_one(policy, 0, args, out, label=name)
+        rows = run_one(policy, 0, out, name, quiet)
         results[name] = {"test_acc": rows[-1]["test_acc"], "seconds": sum(r["seconds"] for r in rows),
                          "source": str(run_dir(out, name, 0))}  # fmt: skip
         print(f"{name}: test {rows[-1]['test_acc']:.4f} ({time.perf_counter() - t0:.0f}s)", flush=True)
