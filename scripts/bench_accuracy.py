@@ -1,28 +1,52 @@
-"""Test accuracy of augmentation methods side by side: the same data, model, epochs and seeds.
+"""Test accuracy of augmentation methods side by side, measured where a user gets it: each
+policy trained in a plain torch/torchvision loop (``scripts/plain_train.py``), the same data,
+model, epochs and seeds for every method.
 
-Methods are fixed policies (``none``, ``randaugment``, ``trivialaugment``, ``autoaugment``,
-torchvision's policies in autoaug's format, or any policy file) trained with ``autoaug train``,
-and the searchers. ``mcmc`` trains the model while it searches (the accuracy reported is that
-model's); ``bilevel`` searches a policy on a proxy (``--mode search``) and ``optuna`` runs
-``--optuna-trials`` proxy trainings of ``--trial-epochs`` epochs, then each trains the model
-with its policy, and the time of a run counts both. Each run writes into
-``OUT/runs/<method>_s<seed>/``; finished runs are reused, so an interrupted benchmark picks up
-where it stopped. Writes ``OUT/results.json`` and ``OUT/results.md`` (mean ± std over seeds,
-median wall time per run and training throughput relative to ``none``).
+Methods are fixed policies (``none``, ``hflip``, ``hflip-crop-erase``, ``randaugment``,
+``trivialaugment``, ``autoaugment``: plain_train.py's names) and the searchers (``mcmc``,
+``bilevel``, ``optuna``, in the setting's space). A searcher's run searches a policy
+(``OUT/runs/<method>_s<seed>/search/``), exports it as a user would
+(``autoaug export search/policy.json --out policy_tv.py``) and trains it from scratch with
+plain_train.py (``plain.json``); a fixed policy's run is only the plain training. Every process
+of a run leaves a file behind when it ends, and a run reuses what it finds (a finished search,
+its export, a plain training of the same settings), so an interrupted benchmark picks up where
+it stopped.
+
+What the tables report, per method:
+
+* test accuracy of the plain training, mean ± std over seeds (and per seed);
+* the accuracy of the model trained while searching, where the search trains one (``mcmc``,
+  ``bilevel[mode=online]``): what autoaug's own training gets, not what the export gives;
+* search cost: the search's wall time (before any final training; the median over seeds) as a
+  multiple of the median wall time of ``none``'s plain training in the same table;
+* median wall times of the search and of the plain training.
+
+In ``cpu`` and ``lowdata`` the searches run on the CPU, where plain_train.py trains, so that
+their costs compare. Writes ``OUT/results.json`` and ``OUT/results.md`` (``OUT``:
+``results/accuracy_SETTING`` unless ``--out``). Rows of methods not run now are kept from an
+earlier ``results.json`` of the same setting and seeds.
 
 Settings (``--setting``; the other flags override them):
 
-* ``cpu`` (default; DESIGN.md's anchor): reduced Fashion-MNIST, 6,000 training images, the small
-  CNN, 15 epochs, the `standard` space, SGD-Nesterov with a cosine schedule, 3 seeds, the full
-  10,000 test images;
-* ``gpu``: full Fashion-MNIST (60,000 images) with ResNet-18, 30 epochs;
-* ``synthetic``: each built-in synthetic dataset (``glyphs``, ``arrows``) with the small CNN,
-  10 epochs, the `symmetry` space; one table per dataset under ``OUT/DATASET/``.
+* ``cpu`` (default): reduced Fashion-MNIST, 6,000 training images, the small CNN, 15 epochs,
+  SGD-Nesterov with a cosine schedule, the `symmetry` space (it holds hflip and erasing), 3 seeds,
+  the 10,000 test images;
+* ``lowdata``: the same with 1,000 training images and 60 epochs, where the policies differ more;
+* ``gpu``: full Fashion-MNIST (60,000 images), ResNet-18, 30 epochs; plain_train.py trains only
+  the small CNN, so this setting trains with autoaug's trainer (``--trainer autoaug``);
+* ``synthetic``: each built-in synthetic dataset (``glyphs``, ``arrows``), the small CNN,
+  10 epochs; autoaug's trainer (plain_train.py reads IDX files); one table per dataset under
+  ``OUT/DATASET/``.
+
+With ``--trainer autoaug`` every policy (a fixed one by autoaug's name, a searcher's
+``policy.json``) is trained with ``autoaug train``'s Trainer in this process instead
+(``train/``); ``hflip`` and ``hflip-crop-erase`` are plain_train.py's only.
 
 Run:
-    python scripts/bench_accuracy.py                        # every method, the cpu setting
-    python scripts/bench_accuracy.py --methods none,trivialaugment,mcmc --out results/accuracy
-    python scripts/bench_accuracy.py --methods "mcmc[n_aug=0.5],mcmc[fused=true]"  # searcher variants
+    python scripts/bench_accuracy.py                     # every method, cpu: into results/accuracy_cpu
+    python scripts/bench_accuracy.py --setting lowdata   # into results/accuracy_lowdata
+    python scripts/bench_accuracy.py --methods none,hflip,mcmc --seeds 0 --out /tmp/accuracy
+    python scripts/bench_accuracy.py --methods "mcmc[n_aug=1],optuna[n_trials=40]"  # searcher variants
     python scripts/bench_accuracy.py --setting gpu --out results/accuracy_gpu
 """
 
@@ -31,9 +55,11 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import os
 import platform
 import re
 import statistics
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -44,7 +70,10 @@ import yaml
 from autoaug.search import SearchConfig, get_searcher
 from autoaug.train import TrainConfig, Trainer
 
+ROOT = Path(__file__).resolve().parents[1]
+PLAIN_TRAIN = ROOT / "scripts" / "plain_train.py"
 SEARCHERS = {"mcmc", "bilevel", "optuna"}
+PLAIN_ONLY = {"hflip", "hflip-crop-erase"}  # fixed policies that autoaug's trainer does not know
 # What makes two runs comparable: a results.json with the same keeps the rows of methods not run now.
 SETTING_KEYS = (
     "dataset",
@@ -54,35 +83,26 @@ SETTING_KEYS = (
     "batch_size",
     "lr",
     "space",
+    "trainer",
     "optuna_trials",
     "trial_epochs",
+    "epsilon",
+    "constraint",
 )
-METHODS = "none,randaugment,trivialaugment,autoaugment,mcmc,bilevel,optuna"
+# SearchConfig fields that change how a search runs, not what it finds (a finished one is reused across them).
+HOW_IT_RUNS = {"device", "progress", "out", "test_every", "override", "data_root", "heartbeat", "storage"}
+FIXED = "none,hflip,hflip-crop-erase,randaugment,trivialaugment,autoaugment"
+SEARCH = "mcmc,bilevel,optuna"
 SETTINGS = {
-    "cpu": {"datasets": ["fashion-mnist"], "train_size": 6000, "model": "small_cnn", "epochs": 15, "space": "standard"},
-    "gpu": {"datasets": ["fashion-mnist"], "train_size": None, "model": "resnet18", "epochs": 30, "space": "standard"},
+    "cpu": {"datasets": ["fashion-mnist"], "train_size": 6000, "model": "small_cnn", "epochs": 15,
+            "space": "symmetry", "trainer": "plain", "device": "cpu"},
+    "lowdata": {"datasets": ["fashion-mnist"], "train_size": 1000, "model": "small_cnn", "epochs": 60,
+                "space": "symmetry", "trainer": "plain", "device": "cpu"},
+    "gpu": {"datasets": ["fashion-mnist"], "train_size": None, "model": "resnet18", "epochs": 30,
+            "space": "symmetry", "trainer": "autoaug", "device": "auto"},
     "synthetic": {"datasets": ["glyphs", "arrows"], "train_size": 6000, "model": "small_cnn", "epochs": 10,
-                  "space": "symmetry"},
+                  "space": "symmetry", "trainer": "autoaug", "device": "auto"},
 }  # fmt: skip
-
-
-def _finished(run: Path, epochs: int) -> dict | None:
-    metrics = run / "metrics.jsonl"
-    if not metrics.is_file():
-        return None
-    rows = [json.loads(line) for line in metrics.read_text().splitlines() if line.strip()]
-    return rows if len(rows) >= epochs and (run / "model.pt").is_file() else None
-
-
-def _search_seconds(search: Path) -> float:
-    """Wall seconds of a run's search before its training: the bilevel proxy's epochs, or the
-    optuna search's wall time as ``run_one`` recorded it."""
-    timing, metrics = search / "search_seconds.json", search / "metrics.jsonl"
-    if timing.is_file():
-        return json.loads(timing.read_text())["seconds"]
-    if metrics.is_file():
-        return sum(json.loads(line)["seconds"] for line in metrics.read_text().splitlines() if line.strip())
-    return 0.0
 
 
 def parse_methods(text: str) -> list[tuple[str, str, dict]]:
@@ -126,84 +146,297 @@ def run_dir(out: Path, label: str, seed: int) -> Path:
     return out / "runs" / f"{run_name(label)}_s{seed}"
 
 
-def run_one(method: str, seed: int, args: argparse.Namespace, out: Path, label: str | None = None,
-            overrides: dict | None = None) -> list[dict]:  # fmt: skip
-    label = label or method
-    overrides = overrides or {}
-    run = run_dir(out, label, seed)
-    done = _finished(run, args.epochs)
-    if done:
-        print(f"[{label} seed {seed}] reusing {run}")
-        return done
-    common = dict(dataset=args.dataset, train_size=args.train_size, model=args.model, epochs=args.epochs,
-                  batch_size=args.batch_size, lr=args.lr, seed=seed, device=args.device, out=str(run),
-                  progress=not args.quiet, test_every=args.test_every)  # fmt: skip
-    resume = (run / "checkpoint.pt").is_file()
-    t0 = time.perf_counter()
-    if method in ("bilevel", "optuna"):  # search a policy, then train the model with it
-        search = run / "search"
-        cfg = SearchConfig(method=method, mode="search", space=args.space, **{**common, "out": str(search)})
-        if args.epsilon is not None:
-            cfg.epsilon = args.epsilon
-        if method == "optuna":
-            cfg.n_trials, cfg.trial_epochs = args.optuna_trials, args.trial_epochs
-            cfg.study_name = f"bench-{args.dataset}-s{seed}"
-            # policy.json is rewritten after every trial; the timing file only when the search ends.
-            finished = (search / "search_seconds.json").is_file()
-        else:
-            finished = (search / "model.pt").is_file()
-        for key, value in overrides.items():
-            setattr(cfg, key, value)
-        if not finished:  # a finished search is reused; an optuna study resumes from its storage
-            t_search = time.perf_counter()
-            get_searcher(method)(cfg).run(resume=(search / "checkpoint.pt").is_file())
-            if method == "optuna":  # (a resumed study's time counts from the resume)
-                seconds = time.perf_counter() - t_search
-                (search / "search_seconds.json").write_text(json.dumps({"seconds": seconds}))
-        Trainer(TrainConfig(policy=str(search / "policy.json"), **common)).fit(resume=resume)
-    elif method in SEARCHERS:
-        cfg = SearchConfig(method=method, space=args.space, **common)
-        if args.epsilon is not None:
-            cfg.epsilon = args.epsilon
-        if args.constraint:
-            cfg.constraint = args.constraint
-        for key, value in overrides.items():
-            setattr(cfg, key, value)
-        get_searcher(method)(cfg).run(resume=resume)
+def _write_json(path: Path, data: dict) -> None:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")  # whole, then renamed
+    tmp.write_text(json.dumps(data, indent=2) + "\n")
+    tmp.replace(path)
+
+
+def _rows(metrics: Path) -> list[dict]:
+    if not metrics.is_file():
+        return []
+    return [json.loads(line) for line in metrics.read_text().splitlines() if line.strip()]
+
+
+def _common(args: argparse.Namespace, seed: int, out: Path) -> dict:
+    return dict(
+        dataset=args.dataset,
+        data_root=args.data_root,
+        train_size=args.train_size,
+        model=args.model,
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        lr=args.lr,
+        seed=seed,
+        device=args.device,
+        out=str(out),
+        progress=not args.quiet,
+        test_every=args.test_every or args.epochs,
+    )
+
+
+def search_config(
+    method: str, overrides: dict, seed: int, args: argparse.Namespace, out: Path
+) -> SearchConfig:
+    """The search of a benchmark run: the searcher's defaults, the setting's data, model, epochs
+    and space, the benchmark's flags, then the method's bracketed settings."""
+    cfg = SearchConfig(method=method, space=args.space, **_common(args, seed, out))
+    if args.epsilon is not None:
+        cfg.epsilon = args.epsilon
+    if args.constraint:
+        cfg.constraint = args.constraint
+    if args.optuna_trials is not None:
+        cfg.n_trials = args.optuna_trials
+    if args.trial_epochs is not None:
+        cfg.trial_epochs = args.trial_epochs
+    if method == "optuna":
+        cfg.study_name = f"bench-{args.dataset}-s{seed}"
+    for key, value in overrides.items():
+        setattr(cfg, key, value)
+    cfg.validate()
+    return cfg
+
+
+def trains_the_model(cfg: SearchConfig) -> bool:
+    """Whether the search trains the task's model (its accuracy is worth a column)."""
+    return cfg.method == "mcmc" or (cfg.method == "bilevel" and cfg.mode == "online")
+
+
+def run_search(cfg: SearchConfig, tag: str) -> dict:
+    """Run (or reuse, or resume) one search; its wall time goes to ``search_seconds.json`` when
+    it ends, which marks it finished. A resumed search's time counts from the resume."""
+    search = Path(cfg.out)
+    timing = search / "search_seconds.json"
+    settings = json.loads(
+        json.dumps({k: v for k, v in dataclasses.asdict(cfg).items() if k not in HOW_IT_RUNS})
+    )
+    if timing.is_file():
+        done = json.loads(timing.read_text())
+        changed = sorted(k for k in settings.keys() | done.get("settings", {}).keys()
+                         if settings.get(k) != done.get("settings", {}).get(k))  # fmt: skip
+        if changed:
+            raise SystemExit(
+                f"[{tag}] {search} was searched with other settings ({', '.join(changed)}); "
+                "give another --out, or remove that run"
+            )
+        print(f"[{tag}] reusing the search in {search}")
     else:
-        Trainer(TrainConfig(policy=method, **common)).fit(resume=resume)
-    print(f"[{label} seed {seed}] {time.perf_counter() - t0:.0f}s")
-    return _finished(run, args.epochs) or []
+        resume = (search / "checkpoint.pt").is_file()  # an optuna study also resumes from its storage
+        t0 = time.perf_counter()
+        get_searcher(cfg.method)(cfg).run(resume=resume)
+        search.mkdir(parents=True, exist_ok=True)
+        done = {"seconds": time.perf_counter() - t0, "resumed": resume, "settings": settings}
+        _write_json(timing, done)
+    record = {"search_seconds": done["seconds"], "search_resumed": done["resumed"]}
+    if trains_the_model(cfg):
+        record["in_search_acc"] = _rows(search / "metrics.jsonl")[-1]["test_acc"]
+    return record
 
 
-def main(argv: list[str] | None = None, default_methods: str = METHODS) -> None:
+def export_policy(policy: Path, out: Path, tag: str) -> Path:
+    """``autoaug export POLICY --out OUT`` in a subprocess, as a user runs it (redone when the
+    policy is newer than its export)."""
+    if out.is_file() and out.stat().st_mtime >= policy.stat().st_mtime:
+        return out
+    tmp = out.with_name(f".{out.stem}.{os.getpid()}.tmp.py")  # an interrupted export leaves no policy_tv.py
+    cmd = [sys.executable, "-m", "autoaug", "export", str(policy), "--out", str(tmp)]
+    done = subprocess.run(cmd, capture_output=True, text=True)
+    if done.returncode != 0:
+        raise SystemExit(f"[{tag}] {' '.join(cmd)} exited {done.returncode}: {done.stderr.strip()}")
+    tmp.replace(out)
+    return out
+
+
+def plain_settings(policy: str, seed: int, args: argparse.Namespace) -> dict:
+    """What a plain training must have been run with to be reused (plain_train.py's names)."""
+    return {
+        "policy": policy,
+        "data_root": args.data_root,
+        "train_size": args.train_size,
+        "epochs": args.epochs,
+        "batch_size": args.batch_size,
+        "lr": args.lr,
+        "seed": seed,
+    }
+
+
+def run_plain(policy: str, seed: int, args: argparse.Namespace, out: Path, tag: str) -> dict:
+    """scripts/plain_train.py with ``policy`` (a fixed policy's name or an exported ``.py``) in a
+    subprocess; its JSON, reused when one of the same settings is there."""
+    want = plain_settings(policy, seed, args)
+    if out.is_file():
+        done = json.loads(out.read_text())
+        if {k: done["settings"].get(k) for k in want} == want:
+            print(f"[{tag}] reusing {out}")
+            return done
+    cmd = [sys.executable, str(PLAIN_TRAIN), "--out", str(out), "--workers", str(args.plain_workers)]
+    cmd += [f"--{k.replace('_', '-')}={v}" for k, v in want.items()]
+    if args.quiet:
+        cmd.append("--quiet")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    rc = subprocess.run(cmd).returncode
+    if rc != 0:
+        raise SystemExit(f"[{tag}] {' '.join(cmd)} exited {rc}")
+    return json.loads(out.read_text())
+
+
+def run_autoaug_train(policy: str, seed: int, args: argparse.Namespace, out: Path, tag: str) -> dict:
+    """autoaug's Trainer with ``policy`` (a name or a policy.json) in this process; resumed or reused."""
+    rows = _rows(out / "metrics.jsonl")
+    if len(rows) >= args.epochs and (out / "model.pt").is_file():
+        print(f"[{tag}] reusing {out}")
+    else:
+        Trainer(TrainConfig(policy=policy, **_common(args, seed, out))).fit(
+            resume=(out / "checkpoint.pt").is_file()
+        )
+        rows = _rows(out / "metrics.jsonl")
+    return {
+        "test_acc": rows[-1]["test_acc"],
+        "val_acc": rows[-1].get("val_acc"),
+        "wall_seconds": sum(r["seconds"] for r in rows),
+    }
+
+
+def run_one(label: str, method: str, overrides: dict, seed: int, args: argparse.Namespace, out: Path) -> dict:
+    """One method and seed: the search and its export (searchers), then the final training."""
+    run, tag = run_dir(out, label, seed), f"{label} seed {seed}"
+    t0 = time.perf_counter()
+    record: dict = {"seed": seed}
+    policy = method
+    if method in SEARCHERS:
+        cfg = search_config(method, overrides, seed, args, run / "search")
+        record.update(run_search(cfg, tag))
+        policy = str(run / "search" / "policy.json")
+        if args.trainer == "plain":
+            policy = str(export_policy(Path(policy), run / "policy_tv.py", tag))
+        record["policy"] = policy
+    if args.trainer == "plain":
+        final = run_plain(policy, seed, args, run / "plain.json", tag)
+    else:
+        final = run_autoaug_train(policy, seed, args, run / "train", tag)
+    record.update(test_acc=final["test_acc"], val_acc=final["val_acc"], seconds=final["wall_seconds"])
+    print(f"[{tag}] test accuracy {record['test_acc']:.4f} ({time.perf_counter() - t0:.0f}s)")
+    return record
+
+
+def _mean_std(values: list[float]) -> tuple[float, float]:
+    return statistics.mean(values), statistics.stdev(values) if len(values) > 1 else 0.0
+
+
+def summarize(runs: list[dict]) -> dict:
+    """A method's row: means, standard deviations and medians over its seeds."""
+    row: dict = {"runs": runs}
+    row["test_acc_mean"], row["test_acc_std"] = _mean_std([r["test_acc"] for r in runs])
+    row["seconds_per_run"] = statistics.median(r["seconds"] for r in runs)  # robust to one disturbed run
+    if all("in_search_acc" in r for r in runs):
+        row["in_search_acc_mean"], row["in_search_acc_std"] = _mean_std([r["in_search_acc"] for r in runs])
+    if all("search_seconds" in r for r in runs):
+        row["search_seconds"] = statistics.median(r["search_seconds"] for r in runs)
+    return row
+
+
+def main(argv: list[str] | None = None, default_methods: str | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--setting", choices=sorted(SETTINGS), default="cpu")
-    ap.add_argument("--methods", default=default_methods)
+    ap.add_argument(
+        "--methods",
+        default=None,
+        help=f"default: {FIXED},{SEARCH} (without {', '.join(sorted(PLAIN_ONLY))} under --trainer autoaug)",
+    )
     ap.add_argument("--seeds", default="0,1,2")
-    ap.add_argument("--dataset", default=None, help="default: the setting's (cpu, gpu: fashion-mnist)")
+    ap.add_argument(
+        "--dataset", default=None, help="default: the setting's (cpu, lowdata, gpu: fashion-mnist)"
+    )
+    ap.add_argument(
+        "--data-root",
+        default=None,
+        help="directory of the dataset's files (default: where autoaug "
+        "looks; for plain_train.py, /usr/share/datasets/fashion-mnist)",
+    )
     ap.add_argument("--train-size", type=int, default=None, help="default: the setting's")
     ap.add_argument("--model", default=None, help="default: the setting's")
     ap.add_argument("--epochs", type=int, default=None, help="default: the setting's")
     ap.add_argument("--batch-size", type=int, default=128)
     ap.add_argument("--lr", type=float, default=0.1)
-    ap.add_argument("--device", default="auto")
+    ap.add_argument(
+        "--device",
+        default=None,
+        help="of the searches and of --trainer autoaug (default: the "
+        "setting's: cpu where plain_train.py, which trains on the CPU, sets the cost unit)",
+    )
     ap.add_argument("--space", default=None, help="search space for searchers (default: the setting's)")
-    ap.add_argument("--optuna-trials", type=int, default=12, help="optuna's budget: proxy trainings")
-    ap.add_argument("--trial-epochs", type=int, default=3, help="epochs of each optuna proxy training")
+    ap.add_argument(
+        "--trainer",
+        choices=("plain", "autoaug"),
+        default=None,
+        help="what trains each policy: scripts/plain_train.py, or autoaug's Trainer (default: the setting's)",
+    )
+    ap.add_argument("--plain-workers", type=int, default=2, help="plain_train.py's DataLoader workers")
+    ap.add_argument(
+        "--optuna-trials", type=int, default=None, help="optuna's n_trials (default: the searcher's)"
+    )
+    ap.add_argument(
+        "--trial-epochs", type=int, default=None, help="optuna's trial_epochs (default: the searcher's)"
+    )
     ap.add_argument("--epsilon", type=float, default=None, help="MCMC margin (default: the searcher's)")
     ap.add_argument("--constraint", default=None, help="MCMC constraint: single or per_op")
     ap.add_argument(
-        "--test-every", type=int, default=5, help="test-set evaluation every k epochs (and the last)"
+        "--test-every",
+        type=int,
+        default=None,
+        help="test-set evaluation every k epochs in a search or autoaug training (and the last; "
+        "default: only the last)",
     )
-    ap.add_argument("--out", default="results/accuracy")
+    ap.add_argument("--out", default=None, help="default: results/accuracy_SETTING")
     ap.add_argument("--quiet", action="store_true")
     args = ap.parse_args(argv)
     preset = SETTINGS[args.setting]
-    for key in ("train_size", "model", "epochs", "space"):
+    args.out = args.out or f"results/accuracy_{args.setting}"
+    for key in ("train_size", "model", "epochs", "space", "trainer", "device"):
         if getattr(args, key) is None:
             setattr(args, key, preset[key])
+    if args.methods is None:
+        args.methods = default_methods
+    if args.methods is None:
+        fixed = [m for m in FIXED.split(",") if args.trainer == "plain" or m not in PLAIN_ONLY]
+        args.methods = ",".join([*fixed, SEARCH])
+    if args.trainer == "plain":
+        if args.model != "small_cnn":
+            raise SystemExit(
+                f"--trainer plain: plain_train.py trains the small CNN only, got --model {args.model}; "
+                "use --trainer autoaug"
+            )
+        if args.train_size is None:
+            raise SystemExit("--trainer plain: give --train-size (plain_train.py draws a number of images)")
+        unknown = [
+            label
+            for label, method, _ in parse_methods(args.methods)
+            if method not in {*FIXED.split(","), *SEARCHERS}
+        ]
+        if unknown:
+            raise SystemExit(
+                f"--methods: {', '.join(unknown)}: expected {FIXED} (plain_train.py's policies) "
+                f"or a searcher ({SEARCH})"
+            )
+    else:
+        plain_only = [label for label, method, _ in parse_methods(args.methods) if method in PLAIN_ONLY]
+        if plain_only:
+            raise SystemExit(
+                f"--methods: {', '.join(plain_only)}: plain_train.py's policies; autoaug's trainer "
+                "does not know them (use --trainer plain)"
+            )
     datasets = [args.dataset] if args.dataset else preset["datasets"]
+    if args.trainer == "plain" and any(
+        d.replace("_", "-").lower() not in ("fashion-mnist", "mnist") for d in datasets
+    ):
+        raise SystemExit(
+            f"--trainer plain: plain_train.py reads IDX files (fashion-mnist, mnist), got {datasets}; "
+            "use --trainer autoaug"
+        )
+    if args.trainer == "plain" and args.data_root is None:
+        if datasets != ["fashion-mnist"]:
+            raise SystemExit(f"--trainer plain: give --data-root, the directory of {datasets[0]}'s IDX files")
+        args.data_root = "/usr/share/datasets/fashion-mnist"  # plain_train.py's default
     for dataset in datasets:
         args.dataset = dataset
         bench(args, Path(args.out) / dataset if len(datasets) > 1 else Path(args.out))
@@ -215,35 +448,15 @@ def bench(args: argparse.Namespace, out: Path) -> None:
     seeds = [int(s) for s in args.seeds.split(",")]
     results: dict[str, dict] = {}
     for label, method, overrides in parsed:
-        per_seed = []
-        for seed in seeds:
-            rows = run_one(method, seed, args, out, label, overrides)
-            last = rows[-1]
-            speed = statistics.mean(r["images_per_s"] for r in rows)
-            seconds = sum(r["seconds"] for r in rows)
-            seconds += _search_seconds(run_dir(out, label, seed) / "search")
-            per_seed.append({"seed": seed, "test_acc": last["test_acc"], "val_acc": last.get("val_acc"),
-                             "images_per_s": speed, "seconds": seconds})  # fmt: skip
-        accs = [r["test_acc"] for r in per_seed]
-        results[label] = {
-            "runs": per_seed,
-            "test_acc_mean": statistics.mean(accs),
-            "test_acc_std": statistics.stdev(accs) if len(accs) > 1 else 0.0,
-            "images_per_s": statistics.median(r["images_per_s"] for r in per_seed),
-            "seconds_per_run": statistics.median(
-                r["seconds"] for r in per_seed
-            ),  # robust to one disturbed run
-        }
+        results[label] = summarize([run_one(label, method, overrides, seed, args, out) for seed in seeds])
         if overrides:
             results[label]["settings"] = overrides
         if method in SEARCHERS:
-            run = run_dir(out, label, seeds[0])
-            policy_path = run / ("policy.json" if method == "mcmc" else "search/policy.json")
-            if policy_path.is_file():
-                results[label]["policy"] = str(policy_path)
+            results[label]["policy"] = str(run_dir(out, label, seeds[0]) / "search" / "policy.json")
 
-    machine = (f"{platform.machine()}, {torch.get_num_threads()} threads, torch {torch.__version__}, "
-               + (torch.cuda.get_device_name() if torch.cuda.is_available() else "no GPU"))  # fmt: skip
+    machine = f"{platform.machine()}, {torch.get_num_threads()} threads, torch {torch.__version__}, " + (
+        torch.cuda.get_device_name() if torch.cuda.is_available() else "no GPU"
+    )
     summary = {
         "setting": {k: getattr(args, k) for k in SETTING_KEYS},
         "seeds": seeds,
@@ -263,30 +476,59 @@ def bench(args: argparse.Namespace, out: Path) -> None:
                 "machine": earlier.get("machine"),
                 "command": earlier.get("command"),
             }
-    base = results.get("none", {}).get("images_per_s")
+    base = results.get("none", {}).get("seconds_per_run")
+    for r in results.values():  # recomputed here: `none` may be a kept row, or run only now
+        if "search_seconds" in r:
+            r["search_cost"] = r["search_seconds"] / base if base else None
     out.mkdir(parents=True, exist_ok=True)
-    (out / "results.json").write_text(json.dumps(summary, indent=2))
-    base_s = results.get("none", {}).get("seconds_per_run")
-    lines = [
-        f"{args.dataset}, {args.train_size or 'all'} training images, {args.model}, {args.epochs} epochs, "
-        f"seeds {','.join(map(str, seeds))}; {machine}",
-        "",
-        "| method | test accuracy (mean ± std) | per seed | wall s per run (median; search included) | × none "
-        "| train images/s | × none |",
-        "|---|---|---|---|---|---|---|",
-    ]
-    for method, r in results.items():
-        per = ", ".join(f"{x['test_acc']:.4f}" for x in r["runs"])
-        ratio = f"{r['images_per_s'] / base:.2f}" if base else "-"
-        s_ratio = f"{r['seconds_per_run'] / base_s:.2f}" if base_s else "-"
-        lines.append(f"| {method} | {r['test_acc_mean']:.4f} ± {r['test_acc_std']:.4f} | {per} | "
-                     f"{r['seconds_per_run']:,.0f} | {s_ratio} | {r['images_per_s']:,.0f} | {ratio} |")  # fmt: skip
-    if "kept" in summary:
-        k = summary["kept"]
-        lines += ["", f"Rows kept from an earlier run ({', '.join(k['methods'])}): {k['machine']}."]
-    table = "\n".join(lines)
+    _write_json(out / "results.json", summary)
+    table = format_table(summary, args)
     (out / "results.md").write_text(table + "\n")
     print(table)
+
+
+def format_table(summary: dict, args: argparse.Namespace) -> str:
+    """results.md: one line of setting, the table, and what its columns mean."""
+    trainer = "scripts/plain_train.py" if args.trainer == "plain" else "autoaug's Trainer"
+    exported = "exported `policy_tv.py`" if args.trainer == "plain" else "`policy.json`"
+    seeds = ",".join(map(str, summary["seeds"]))
+    lines = [
+        f"{args.dataset}, {args.train_size or 'all'} training images, {args.model}, {args.epochs} epochs, "
+        f"searchers in the `{args.space}` space, seeds {seeds}; every policy trained by {trainer}; "
+        f"{summary['machine']}",
+        "",
+        "| method | test accuracy (mean ± std) | per seed | in-search accuracy | search cost (× none) "
+        "| search s (median) | training s (median) |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    resumed = False
+    for label, r in summary["methods"].items():
+        per = ", ".join(f"{x['test_acc']:.4f}" for x in r["runs"])
+        in_search = (
+            f"{r['in_search_acc_mean']:.4f} ± {r['in_search_acc_std']:.4f}"
+            if "in_search_acc_mean" in r
+            else "-"
+        )
+        cost = f"{r['search_cost']:.2f}" if r.get("search_cost") is not None else "-"
+        if any(x.get("search_resumed") for x in r["runs"]):
+            cost, resumed = cost + " †", True
+        search_s = f"{r['search_seconds']:,.0f}" if "search_seconds" in r else "-"
+        lines.append(
+            f"| {label} | {r['test_acc_mean']:.4f} ± {r['test_acc_std']:.4f} | {per} | {in_search} | "
+            f"{cost} | {search_s} | {r['seconds_per_run']:,.0f} |"
+        )
+    lines += [
+        "",
+        f"Test accuracy: the policy (a searcher's {exported}) trained from scratch by {trainer}; in-search: "
+        "the model the search trained; search cost: the search's wall time before any final training, over "
+        "the median wall time of `none`'s training.",
+    ]
+    if resumed:
+        lines.append("† a search resumed after an interruption: its time counts from the resume.")
+    if "kept" in summary:
+        k = summary["kept"]
+        lines.append(f"Rows kept from an earlier run ({', '.join(k['methods'])}): {k['machine']}.")
+    return "\n".join(lines)
 
 
 if __name__ == "__main__":

@@ -1,9 +1,12 @@
-"""The accuracy benchmark script: method variants, run directories, kept rows (tiny synthetic runs)."""
+"""The accuracy benchmark script: method variants, run directories, each policy retrained by
+scripts/plain_train.py (a searcher's after `autoaug export`), reused runs and kept rows (tiny
+generated IDX data)."""
 
 import importlib.util
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -17,6 +20,51 @@ def _load(name):
 
 
 bench_accuracy = _load("bench_accuracy")
+
+
+@pytest.fixture(scope="module")
+def idx_dir(tmp_path_factory) -> Path:
+    """A Fashion-MNIST-shaped IDX directory: 200 training and 100 test images, 1×28×28, 10
+    classes (a bright bar whose row is the class, on noise)."""
+    root = tmp_path_factory.mktemp("idx")
+    rng = np.random.default_rng(0)
+    for part, n in (("train", 200), ("t10k", 100)):
+        labels = np.arange(n) % 10
+        rng.shuffle(labels)
+        images = rng.integers(0, 60, (n, 28, 28))
+        for i, c in enumerate(labels):
+            images[i, 2 + 2 * c : 4 + 2 * c, 4:24] = 250
+        for kind, array in (("images-idx3", images), ("labels-idx1", labels)):
+            header = bytes([0, 0, 8, array.ndim]) + b"".join(int(d).to_bytes(4, "big") for d in array.shape)
+            (root / f"{part}-{kind}-ubyte").write_bytes(header + array.astype(np.uint8).tobytes())
+    return root
+
+
+def _common(idx_dir: Path, out: Path, seeds: str) -> list[str]:
+    return [
+        "--dataset",
+        "fashion-mnist",
+        "--data-root",
+        str(idx_dir),
+        "--train-size",
+        "128",
+        "--epochs",
+        "1",
+        "--batch-size",
+        "32",
+        "--seeds",
+        seeds,
+        "--plain-workers",
+        "0",
+        "--out",
+        str(out),
+        "--quiet",
+    ]
+
+
+def _table_row(out: Path, label: str) -> list[str]:
+    line = next(x for x in (out / "results.md").read_text().splitlines() if x.startswith(f"| {label} |"))
+    return [cell.strip() for cell in line.strip("|").split("|")]
 
 
 def test_methods_with_settings_in_brackets():
@@ -35,24 +83,128 @@ def test_methods_with_settings_in_brackets():
         bench_accuracy.parse_methods("mcmc[n_aug=0.5")
 
 
-def test_a_tiny_benchmark_writes_its_table_and_keeps_earlier_rows(tmp_path):
-    common = ["--dataset", "glyphs", "--train-size", "256", "--epochs", "1", "--batch-size", "64", "--seeds", "0,1",
-              "--space", "standard", "--test-every", "1", "--out", str(tmp_path), "--quiet"]  # fmt: skip
-    bench_accuracy.main(["--methods", "none,mcmc[n_aug=0.5]", *common])
+def test_settings_search_the_symmetry_space_and_train_in_the_plain_script():
+    for name, size, epochs in (("cpu", 6000, 15), ("lowdata", 1000, 60)):
+        s = bench_accuracy.SETTINGS[name]
+        assert (s["train_size"], s["epochs"], s["space"], s["trainer"]) == (size, epochs, "symmetry", "plain")
+    assert {"hflip", "hflip-crop-erase"} <= set(bench_accuracy.FIXED.split(","))
+    plain_train = _load("plain_train")
+    assert set(bench_accuracy.FIXED.split(",")) == set(plain_train.FIXED_POLICIES)
+    with pytest.raises(SystemExit, match=r"plain_train\.py's policies"):
+        bench_accuracy.main(["--setting", "synthetic", "--methods", "none,hflip"])
+    with pytest.raises(SystemExit, match="small CNN only"):
+        bench_accuracy.main(["--setting", "gpu", "--trainer", "plain"])
+
+
+def test_a_tiny_benchmark_reports_what_each_run_measured_and_reuses_runs(idx_dir, tmp_path):
+    """none and an mcmc variant, seed 0: mcmc's policy exported and retrained in plain_train.py;
+    the table holds each run's own numbers; a second benchmark reuses the runs and keeps the row."""
+    bench_accuracy.main(["--methods", "none,mcmc[n_aug=0.5]", *_common(idx_dir, tmp_path, "0")])
     result = json.loads((tmp_path / "results.json").read_text())
     assert list(result["methods"]) == ["none", "mcmc[n_aug=0.5]"]
-    variant = result["methods"]["mcmc[n_aug=0.5]"]
-    assert variant["settings"] == {"n_aug": 0.5}
-    assert [r["seed"] for r in variant["runs"]] == [0, 1]
-    for r in variant["runs"]:  # the table reports what each run measured, not just some number
-        rows = (tmp_path / "runs" / f"mcmc-n_aug0.5_s{r['seed']}" / "metrics.jsonl").read_text().splitlines()
-        assert r["test_acc"] == json.loads(rows[-1])["test_acc"]
-    config = (tmp_path / "runs" / "mcmc-n_aug0.5_s0" / "config.yaml").read_text()
-    assert "n_aug: 0.5" in config
-    assert "| mcmc[n_aug=0.5] |" in (tmp_path / "results.md").read_text()
-    # A second run of one method reuses its finished runs and keeps the other method's row.
-    bench_accuracy.main(["--methods", "none", *common])
+    assert result["setting"]["space"] == "symmetry" and result["setting"]["trainer"] == "plain"
+    none, mcmc = result["methods"]["none"], result["methods"]["mcmc[n_aug=0.5]"]
+    assert mcmc["settings"] == {"n_aug": 0.5}
+
+    run = tmp_path / "runs" / "mcmc-n_aug0.5_s0"
+    assert "n_aug: 0.5" in (run / "search" / "config.yaml").read_text()
+    assert "space: symmetry" in (run / "search" / "config.yaml").read_text()
+    # The exported policy is what plain_train.py trained with, and it came from the search's policy.json.
+    plain = json.loads((run / "plain.json").read_text())
+    assert plain["settings"]["policy"] == str(run / "policy_tv.py")
+    assert (plain["settings"]["train_size"], plain["settings"]["epochs"]) == (128, 1)
+    assert "mcmc_fashion-mnist" in (run / "policy_tv.py").read_text()
+    none_plain = json.loads((tmp_path / "runs" / "none_s0" / "plain.json").read_text())
+    assert none_plain["settings"]["policy"] == "none"
+
+    # Each number is the run's own: plain accuracy, in-search accuracy, search time over none's time.
+    in_search = json.loads((run / "search" / "metrics.jsonl").read_text().splitlines()[-1])["test_acc"]
+    search_s = json.loads((run / "search" / "search_seconds.json").read_text())["seconds"]
+    assert mcmc["runs"][0]["test_acc"] == plain["test_acc"] and mcmc["test_acc_std"] == 0.0
+    assert none["runs"][0]["test_acc"] == none_plain["test_acc"]
+    assert mcmc["in_search_acc_mean"] == in_search and "in_search_acc_mean" not in none
+    assert none["seconds_per_run"] == none_plain["wall_seconds"]
+    assert mcmc["search_cost"] == pytest.approx(search_s / none_plain["wall_seconds"])
+    row = _table_row(tmp_path, "mcmc[n_aug=0.5]")
+    assert row[1] == f"{plain['test_acc']:.4f} ± 0.0000" and row[2] == f"{plain['test_acc']:.4f}"
+    assert row[3] == f"{in_search:.4f} ± 0.0000" and row[4] == f"{search_s / none_plain['wall_seconds']:.2f}"
+    assert _table_row(tmp_path, "none")[1:5] == [
+        f"{none_plain['test_acc']:.4f} ± 0.0000",
+        f"{none_plain['test_acc']:.4f}",
+        "-",
+        "-",
+    ]
+
+    # Run again with one method: nothing is retrained, the other method's row is kept as it was.
+    stamps = {p: p.stat().st_mtime_ns for p in tmp_path.glob("runs/*/*.json")}
+    bench_accuracy.main(["--methods", "none", *_common(idx_dir, tmp_path, "0")])
     again = json.loads((tmp_path / "results.json").read_text())
-    assert again["methods"]["none"] == result["methods"]["none"]
-    assert again["methods"]["mcmc[n_aug=0.5]"] == variant
+    assert again["methods"]["none"] == none and again["methods"]["mcmc[n_aug=0.5]"] == mcmc
     assert again["kept"]["methods"] == ["mcmc[n_aug=0.5]"]
+    assert {p: p.stat().st_mtime_ns for p in stamps} == stamps
+    # A finished search is reused only with the settings it was searched with.
+    with pytest.raises(SystemExit, match=r"other settings \(epsilon\)"):
+        bench_accuracy.main(
+            ["--methods", "mcmc[n_aug=0.5]", "--epsilon", "0.3", *_common(idx_dir, tmp_path, "0")]
+        )
+    assert {p: p.stat().st_mtime_ns for p in stamps} == stamps
+
+
+@pytest.mark.slow
+def test_every_searcher_over_two_seeds(idx_dir, tmp_path):
+    """bilevel and optuna (no in-search model) with two seeds: means and deviations of the runs'
+    own accuracies; mcmc's run resumes from its search when its plain training is gone."""
+    methods = "none,bilevel,optuna[n_trials=2],mcmc"
+    bench_accuracy.main(["--methods", methods, *_common(idx_dir, tmp_path, "0,1")])
+    result = json.loads((tmp_path / "results.json").read_text())
+    for label, name in (("bilevel", "bilevel"), ("optuna[n_trials=2]", "optuna-n_trials2"), ("mcmc", "mcmc")):
+        r = result["methods"][label]
+        accs = [
+            json.loads((tmp_path / "runs" / f"{name}_s{s}" / "plain.json").read_text())["test_acc"]
+            for s in (0, 1)
+        ]
+        assert [x["test_acc"] for x in r["runs"]] == accs
+        assert r["test_acc_mean"] == pytest.approx(np.mean(accs))
+        assert r["test_acc_std"] == pytest.approx(np.std(accs, ddof=1))
+        assert r["search_cost"] > 0 and ("in_search_acc_mean" in r) == (label == "mcmc")
+    search = tmp_path / "runs" / "mcmc_s1" / "search"
+    stamp = (search / "search_seconds.json").stat().st_mtime_ns
+    (tmp_path / "runs" / "mcmc_s1" / "plain.json").unlink()
+    bench_accuracy.main(["--methods", "mcmc", *_common(idx_dir, tmp_path, "0,1")])
+    assert (search / "search_seconds.json").stat().st_mtime_ns == stamp
+    again = json.loads((tmp_path / "results.json").read_text())["methods"]["mcmc"]
+    for key in ("seed", "test_acc", "in_search_acc", "search_seconds"):  # the same seed trains the same model
+        assert [r[key] for r in again["runs"]] == [r[key] for r in result["methods"]["mcmc"]["runs"]]
+
+
+@pytest.mark.slow
+def test_autoaugs_trainer_on_a_synthetic_set(tmp_path):
+    """--trainer autoaug (the synthetic and gpu settings): the policies trained in this process."""
+    bench_accuracy.main(
+        [
+            "--setting",
+            "synthetic",
+            "--dataset",
+            "glyphs",
+            "--train-size",
+            "256",
+            "--epochs",
+            "1",
+            "--batch-size",
+            "64",
+            "--seeds",
+            "0",
+            "--methods",
+            "none,mcmc",
+            "--out",
+            str(tmp_path),
+            "--quiet",
+        ]
+    )
+    result = json.loads((tmp_path / "results.json").read_text())
+    for label in ("none", "mcmc"):
+        rows = (tmp_path / "runs" / f"{label}_s0" / "train" / "metrics.jsonl").read_text().splitlines()
+        assert result["methods"][label]["runs"][0]["test_acc"] == json.loads(rows[-1])["test_acc"]
+    assert result["methods"]["mcmc"]["runs"][0]["policy"] == str(
+        tmp_path / "runs" / "mcmc_s0" / "search" / "policy.json"
+    )
