@@ -25,7 +25,7 @@ from optuna.trial import TrialState
 
 from autoaug.cli import main
 from autoaug.data.synthetic import glyphs
-from autoaug.policy import Policy
+from autoaug.policy import OpEntry, Policy
 from autoaug.reference import randaugment
 from autoaug.search import SearchConfig, get_searcher
 from autoaug.search.density import DensityProxy, density_split
@@ -337,6 +337,9 @@ def test_density_proxy_scores_augmented_held_out_images_and_reloads_its_model(ti
     assert {k: v for k, v in again.score(randaugment(2, 9)).items() if k not in drop} == {
         k: v for k, v in ra.items() if k not in drop
     }
+    # A model trained with a base augmentation is another model: not reloaded for this one.
+    flip = Policy([[OpEntry("hflip", 1.0, 0.5)]], space="symmetry")
+    assert not DensityProxy(ds, base=flip, **settings).fit()["reused"]
 
 
 def test_density_search_scores_trials_without_training_them(tiny_glyphs, tmp_path, capsys):

@@ -85,6 +85,9 @@ class DensityProxy:
         draws: augmented draws per held-out image per score.
         seed: seeds the split, the model's training and the draws.
         out: where the model's training writes its metrics (its checkpoint is removed).
+        base: the augmentation the model trains with (Fast AA's model trains with the task's
+            standard augmentation, flips and crops on CIFAR); none by default. Candidate
+            policies are scored without it.
         **train: settings of the model's :class:`TrainConfig` (model, epochs, lr, ...).
     """
 
@@ -95,6 +98,7 @@ class DensityProxy:
         draws: int = 5,
         seed: int = 0,
         out: str | Path = "runs/density",
+        base: Policy | None = None,
         **train: Any,
     ):
         if isinstance(draws, bool) or not isinstance(draws, int) or draws < 1:
@@ -108,9 +112,8 @@ class DensityProxy:
         train.update(dataset=dataset.name, seed=seed, policy="none", out=str(self.out), progress=False,
                      test_every=10**9)  # fmt: skip
         train.setdefault("val_size", 0.1)
-        self.trainer = Trainer(
-            TrainConfig(**train), dataset=self.dataset, step=PolicyStep(Policy.identity(), seed)
-        )
+        self.base = base or Policy.identity()
+        self.trainer = Trainer(TrainConfig(**train), dataset=self.dataset, step=PolicyStep(self.base, seed))
         self.fitted: dict[str, Any] | None = None
         self._clean_cache: tuple[torch.Tensor, torch.Tensor] | None = None
 
@@ -131,6 +134,8 @@ class DensityProxy:
         """
         t0 = time.perf_counter()
         record = {"proxy": "density", "holdout": self.holdout, "train": self.trainer.config.to_dict()}
+        if self.base.stages:
+            record["base"] = self.base.to_dict()
         model, stamp = self.out / "model.pt", self.out / "proxy.json"
         reused = model.is_file() and stamp.is_file() and json.loads(stamp.read_text()) == record
         if reused:
