@@ -39,7 +39,7 @@ class SearchConfig(TrainConfig):
     fused: bool = False  # one forward over the clean and augmented images (BatchNorm statistics over both)
     relax_alpha: float = 0.1  # resilient relaxation cost h(u) = alpha·u²/2 per op; at equilibrium alpha·u = λ
     relax_lr: float = 0.4
-    policy_epochs: int = 3  # the learned policy is what the model trained on over the last K epochs
+    policy_epochs: int = 0  # the learned policy is what the model trained on over the last K epochs; 0: all
     interpolation: str = "bilinear"
     # optuna (black-box search, autoaug/search/optuna.py): TPE over policies, each scored by a proxy
     n_trials: int = 20  # the study's budget: finished (complete or pruned) trials over all workers
@@ -76,7 +76,7 @@ class SearchConfig(TrainConfig):
         "n_aug": Limit(0, low_open=True),
         "relax_alpha": Limit(0),
         "relax_lr": Limit(0),
-        "policy_epochs": Limit(1),
+        "policy_epochs": Limit(0),
         "n_trials": Limit(1),
         "trial_epochs": Limit(1),
         "proxy_holdout": Limit(0, 1, low_open=True, high_open=True),

@@ -41,8 +41,9 @@ image. Solved primal-dual:
 
 **The learned policy** (:func:`policy_weights`) is what the model was trained on, as one
 transform per image: the clean image with weight 1 and op g with weight ``λ̄_g`` (λ averaged
-over the last ``policy_epochs`` epochs), so an op is applied with probability ``W / (1 + W)``,
-``W = Σ_g w_g``, and picked ∝ ``w_g``, at the levels its chains were trained on. An op whose
+over the search, or its last ``policy_epochs`` epochs), so an op is applied with probability
+``W / (1 + W)``, ``W = Σ_g w_g``, and picked ∝ ``w_g``, at the levels its chains were trained
+on (over the whole search, a new model trained with it sees the mixture this one saw). An op whose
 relaxation stays up may change the label; its weight is tapered by ``max(0, 1 − ū_g/ε)`` (none
 left once its augmented loss holds at twice the margin). Every step of this is continuous in
 the search's state: all λ = 0 is no augmentation, a tiny λ a tiny probability. With one
@@ -462,9 +463,11 @@ class MCMCStep:
         return {"acceptance": acceptance, "lambda_mean": lam}
 
     def learned_policy(self) -> Policy:
-        """What the model was trained on over the last ``policy_epochs`` epochs, as a policy
+        """What the model was trained on over the search (the last ``policy_epochs`` epochs if
+        that is > 0), as a policy: a new model trained with it sees the mixture this one saw.
         (the module's description says how)."""
-        recent = self.history[-max(1, self.config.policy_epochs) :]
+        k = self.config.policy_epochs
+        recent = self.history[-k:] if k > 0 else self.history
         if not recent:
             raise ValueError("no epoch has finished yet: nothing to make a policy from")
         counts = torch.tensor([r["histogram"] for r in recent], dtype=torch.float64).sum(0)  # K×L
