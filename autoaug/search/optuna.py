@@ -49,10 +49,10 @@ storage URL, password hidden, and the study name; ``optuna-dashboard URL`` opens
 density proxy's model, its training metrics and settings) and ``trials/NNNN/`` (each trial's
 policy, and with the train proxy its metrics and config, from this worker).
 
-A study records what its trials are (``autoaug_schema``: a version, the search space and its
-parameter names) and the settings that define its objective (``autoaug``); a worker that joins
-with another space, another proxy or other settings, or a study an older autoaug made, is
-refused with one line naming the difference.
+A study records, in its ``autoaug`` user attribute, the settings that define its objective
+and what its trials are (``schema``: a version, the search space and its parameter names); a
+worker that joins with another space, another proxy or other settings, or a study an older
+autoaug made, is refused with one line naming the difference.
 
 Example:
     >>> from autoaug.search import SearchConfig, get_searcher
@@ -555,33 +555,33 @@ class OptunaSearcher(Searcher):
             direction="maximize",
             load_if_exists=True,
         )
-        schema, theirs_schema = self.schema(), study.user_attrs.get("autoaug_schema")
+        # One attribute holds the schema and the settings, so that workers creating the study at
+        # once never see half of it.
+        mine = self.study_settings() | {"schema": self.schema()}
         theirs = study.user_attrs.get("autoaug")
         made = study.get_trials(deepcopy=False)
-        if theirs_schema is None and (theirs is not None or made):
+        if (theirs is None and made) or (theirs is not None and "schema" not in theirs):
             names = sorted({k for t in made for k in t.params})
             raise ValueError(
                 f"study {self.study_name!r} in {public_url(self.url)} was made by an older autoaug "
                 f"(parameters {', '.join(names[:4]) or 'none'}{', ...' if len(names) > 4 else ''}; this "
-                f"version searches {schema['optuna_space']!r}); give a new --study-name"
+                f"version searches {self.config.optuna_space!r}); give a new --study-name"
             )
-        if theirs_schema is not None and theirs_schema != schema:
-            diff = {k: (theirs_schema.get(k), schema[k]) for k in schema if theirs_schema.get(k) != schema[k]}
-            diff.pop("params", None) if len(diff) > 1 else None
+        if theirs is None:
+            study.set_user_attr("autoaug", mine)
+            return study
+        if theirs["schema"] != mine["schema"]:
+            schema, old = mine["schema"], theirs["schema"]
+            diff = {k: (old.get(k), schema[k]) for k in schema if old.get(k) != schema[k]}
+            if len(diff) > 1:  # the parameter names follow from the space
+                diff.pop("params", None)
             raise ValueError(
                 f"study {self.study_name!r} in {public_url(self.url)} holds other trials (study's, this "
                 f"run's): {diff}; give a new --study-name"
             )
-        mine = self.study_settings()
-        if theirs is None:
-            study.set_user_attr("autoaug_schema", schema)
-            study.set_user_attr("autoaug", mine)
-        elif theirs != mine:
-            diff = {
-                k: (theirs.get(k), mine.get(k))
-                for k in set(mine) | set(theirs)
-                if theirs.get(k) != mine.get(k)
-            }
+        if theirs != mine:
+            keys = sorted(set(mine) | set(theirs))
+            diff = {k: (theirs.get(k), mine.get(k)) for k in keys if theirs.get(k) != mine.get(k)}
             raise ValueError(
                 f"study {self.study_name!r} in {public_url(self.url)} was made with other settings "
                 f"(study's, this run's): {diff}; use the same settings or another --study-name"
