@@ -124,8 +124,9 @@ def test_mcmc_search_killed_mid_epoch_resumes_to_the_same_run(tmp_path):
 def test_optuna_search_killed_mid_trial_loses_no_trial_and_counts_none_twice(tmp_path):
     import optuna
 
+    # Short proxy trainings per trial (the per-op space), so that a trial can be killed mid-way.
     args = ["search", "--method", "optuna", *SMALL, "--n-trials", "4", "--trial-epochs", "2", "--pruner", "none",
-            "--heartbeat", "1"]  # fmt: skip
+            "--heartbeat", "1", "--optuna-space", "policy", "--proxy", "train"]  # fmt: skip
     _run(*args, "--out", str(tmp_path / "full"))
     cut = tmp_path / "cut"
     _kill_mid_epoch(cut, *args, after_lines=1, delay=1.0)  # trial 0 done, trial 1 under way
