@@ -373,9 +373,16 @@ class PolicyStep:
 
     def __init__(self, policy: Policy, seed: int = 0):
         self.policy = policy
-        # Under torchrun each rank draws its own augmentations (the same seed on every rank
-        # would give the i-th image of every rank's batch the same transformation).
-        self.generator = torch.Generator().manual_seed(seed + 7919 + 104729 * _distributed()[0])
+        self.seed = seed
+        self.generator = torch.Generator()
+        self._reseed(0)
+
+    def _reseed(self, epoch: int) -> None:
+        # Each epoch and each rank under torchrun draws its own augmentations (one seed on every
+        # rank would give the i-th image of every rank's batch the same transformation); seeded
+        # per epoch, a resumed rank continues its own stream although rank 0 alone checkpoints.
+        self.generator.manual_seed(epoch_seed(self.seed + 7919, epoch))
+        self._next_epoch = epoch
 
     def loss(self, trainer: Trainer, images: Tensor, labels: Tensor) -> tuple[Tensor, dict[str, float]]:
         if self.policy.stages:
@@ -387,13 +394,17 @@ class PolicyStep:
         return loss, {"loss": loss.item(), "acc": acc.item()}
 
     def end_epoch(self, trainer: Trainer, epoch: int) -> dict[str, Any]:
+        self._reseed(epoch + 1)
         return {}
 
     def state_dict(self) -> dict[str, Any]:
-        return {"generator": self.generator.get_state()}
+        return {"generator": self.generator.get_state(), "next_epoch": self._next_epoch}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.generator.set_state(state["generator"])
+        if "next_epoch" in state:
+            self._reseed(int(state["next_epoch"]))
+        else:
+            self.generator.set_state(state["generator"])
 
 
 # ---------------------------------------------------------------------------- trainer
@@ -402,6 +413,11 @@ class PolicyStep:
 def _distributed() -> tuple[int, int]:
     """(rank, world size) under torchrun, else (0, 1)."""
     return int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
+
+
+def epoch_seed(seed: int, epoch: int) -> int:
+    """A generator seed for one epoch of one rank (the rank from torchrun's environment)."""
+    return seed + 104729 * _distributed()[0] + 1_000_003 * epoch
 
 
 class Trainer:

@@ -109,7 +109,18 @@ def test_two_ranks_equal_one_process_at_the_same_global_batch(two_ranks, tmp_pat
 @pytest.mark.slow
 def test_two_ranks_average_their_gradients_with_batchnorm_in_train_mode(two_ranks, tmp_path):
     """BatchNorm as shipped: against a step that averages the two halves' gradients by hand."""
-    # One process at 2B: the ranks' initial weights, optimizer and cosine schedule (8 steps).
+    # One process at 2B: the ranks' initial weights, optimizer and cosine schedule (8 steps). One
+    # thread, as the workers: with BatchNorm in train mode the two threads' other summation order
+    # grows from 1e-7 to 3e-3 in 8 steps, so the reference must add up as the workers do.
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        _reference_steps(worker, tmp_path, two_ranks)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _reference_steps(worker, tmp_path, two_ranks):
     trainer = Trainer(worker.config(tmp_path / "ref", 2 * B), dataset=worker.dataset())
     model, data = trainer.model, trainer.dataset.train
     model.train()

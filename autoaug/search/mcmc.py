@@ -67,7 +67,7 @@ from autoaug.ops import get_op
 from autoaug.policy import OpEntry, Policy, PolicyParams, atomic_write_text
 from autoaug.search.base import SearchConfig, Searcher, SearchResult, register
 from autoaug.spaces import get_space
-from autoaug.train import Trainer
+from autoaug.train import Trainer, epoch_seed
 
 
 class StateSpace:
@@ -316,8 +316,9 @@ class MCMCStep:
         self.states = StateSpace(config.space, config.levels, config.interpolation)
         self.per_op = config.constraint == "per_op"
         k, lv = self.states.size, config.levels
-        rank = dist.get_rank() if dist.is_available() and dist.is_initialized() else 0
-        self.generator = torch.Generator().manual_seed(config.seed + 104729 + 7919 * rank)
+        # Seeded per epoch and rank (train.epoch_seed): a rank resumed from rank 0's checkpoint
+        # continues its own draws.
+        self.generator = torch.Generator().manual_seed(epoch_seed(config.seed + 104729, 0))
         self.chains = Chains(self.states, self.per_op, self.generator)
         self.lam = torch.zeros(k if self.per_op else 1, dtype=torch.float64)
         self.relax = torch.zeros(k, dtype=torch.float64)
@@ -457,6 +458,7 @@ class MCMCStep:
         }
         self.history.append(record)
         self._reset_epoch(self.states.size, self.config.levels)
+        self.generator.manual_seed(epoch_seed(self.config.seed + 104729, epoch + 1))
         if trainer.rank == 0:
             self.write_outputs(Path(trainer.config.out))
         lam = self.lam.mean().item() if self.per_op else float(self.lam[0])
@@ -536,6 +538,10 @@ class MCMCStep:
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.generator.set_state(state["generator"])
+        if _world() > 1:  # rank 0's state: this rank's own stream for the epoch to come
+            self.generator.manual_seed(
+                epoch_seed(self.config.seed + 104729, len(json.loads(state["history"])))
+            )
         self.chains.load_state_dict(state.get("chains", {}))
         self.lam = state["lam"]
         self.relax = state["relax"]
