@@ -75,3 +75,23 @@ def pytest_runtest_makereport(item, call):
     if any(service in reason for service in SERVICE_SKIPS) and "xfail" not in report.keywords:
         report.outcome = "failed"
         report.longrepr = f"skipped in CI, where it must run (AUTOAUG_REQUIRE_SERVICES=1): {reason}"
+
+
+def write_bar_idx(root: Path, train: int, test: int, gzip_train: bool = False) -> Path:
+    """A Fashion-MNIST-shaped IDX directory: ``train`` and ``test`` images, 1×28×28, 10 classes
+    (a bright bar whose row is the class, on noise); the training files gzipped if asked, the
+    test files not (both occur)."""
+    rng = np.random.default_rng(0)
+    for part, n in (("train", train), ("t10k", test)):
+        labels = np.arange(n) % 10
+        rng.shuffle(labels)
+        images = rng.integers(0, 60, (n, 28, 28))
+        for i, c in enumerate(labels):
+            images[i, 2 + 2 * c : 4 + 2 * c, 4:24] = 250
+        suffix = ".gz" if gzip_train and part == "train" else ""
+        for kind, array in (("images-idx3", images), ("labels-idx1", labels)):
+            header = bytes([0, 0, 8, array.ndim]) + b"".join(int(d).to_bytes(4, "big") for d in array.shape)
+            data = header + array.astype(np.uint8).tobytes()
+            path = root / f"{part}-{kind}-ubyte{suffix}"
+            path.write_bytes(gzip.compress(data) if suffix else data)
+    return root

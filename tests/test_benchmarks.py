@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import write_bar_idx
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -24,20 +25,8 @@ bench_accuracy = _load("bench_accuracy")
 
 @pytest.fixture(scope="module")
 def idx_dir(tmp_path_factory) -> Path:
-    """A Fashion-MNIST-shaped IDX directory: 200 training and 100 test images, 1×28×28, 10
-    classes (a bright bar whose row is the class, on noise)."""
-    root = tmp_path_factory.mktemp("idx")
-    rng = np.random.default_rng(0)
-    for part, n in (("train", 200), ("t10k", 100)):
-        labels = np.arange(n) % 10
-        rng.shuffle(labels)
-        images = rng.integers(0, 60, (n, 28, 28))
-        for i, c in enumerate(labels):
-            images[i, 2 + 2 * c : 4 + 2 * c, 4:24] = 250
-        for kind, array in (("images-idx3", images), ("labels-idx1", labels)):
-            header = bytes([0, 0, 8, array.ndim]) + b"".join(int(d).to_bytes(4, "big") for d in array.shape)
-            (root / f"{part}-{kind}-ubyte").write_bytes(header + array.astype(np.uint8).tobytes())
-    return root
+    """200 training and 100 test images of the bar task (conftest.write_bar_idx)."""
+    return write_bar_idx(tmp_path_factory.mktemp("idx"), 200, 100)
 
 
 def _common(idx_dir: Path, out: Path, seeds: str) -> list[str]:

@@ -1,7 +1,6 @@
 """scripts/plain_train.py: the independent check of a policy trains with plain torch and
 torchvision (no autoaug imported), on the data, model and schedule of autoaug's trainer."""
 
-import gzip
 import importlib.util
 import json
 import subprocess
@@ -12,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from conftest import write_bar_idx
 
 from autoaug.data import load_dataset
 from autoaug.export import export
@@ -32,29 +32,11 @@ def _load_script():
 plain_train = _load_script()
 
 
-def _write_idx(path: Path, array: np.ndarray) -> None:
-    header = bytes([0, 0, 8, array.ndim]) + b"".join(int(d).to_bytes(4, "big") for d in array.shape)
-    data = header + array.astype(np.uint8).tobytes()
-    path.write_bytes(gzip.compress(data) if path.suffix == ".gz" else data)
-
-
 @pytest.fixture(scope="module")
 def idx_dir(tmp_path_factory) -> Path:
-    """A Fashion-MNIST-shaped IDX directory: 400 training and 100 test images, 1×28×28, 10
-    classes (a bright bar whose row is the class, plus noise); training files gzipped, test
-    files not, as both occur."""
-    root = tmp_path_factory.mktemp("idx")
-    rng = np.random.default_rng(0)
-    for part, n in (("train", 400), ("t10k", 100)):
-        labels = np.arange(n) % 10
-        rng.shuffle(labels)
-        images = rng.integers(0, 60, (n, 28, 28))
-        for i, c in enumerate(labels):
-            images[i, 2 + 2 * c : 4 + 2 * c, 4:24] = 250
-        suffix = ".gz" if part == "train" else ""
-        _write_idx(root / f"{part}-images-idx3-ubyte{suffix}", images)
-        _write_idx(root / f"{part}-labels-idx1-ubyte{suffix}", labels)
-    return root
+    """400 training images (gzipped) and 100 test images (not) of the bar task
+    (conftest.write_bar_idx)."""
+    return write_bar_idx(tmp_path_factory.mktemp("idx"), 400, 100, gzip_train=True)
 
 
 def _args(idx_dir: Path, out: Path, *extra: str) -> list[str]:

@@ -203,7 +203,7 @@ class Chains:
     def sync(self) -> None:
         """Under torchrun: every rank takes the rows any rank moved this epoch (the ranks see
         disjoint images, so a row is moved by at most one)."""
-        if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
+        if _world() > 1:
             size = torch.tensor([len(self.touched)])
             dist.all_reduce(size, op=dist.ReduceOp.MAX)
             self._grow(int(size))
@@ -220,18 +220,13 @@ class Chains:
         self.touched.zero_()
 
     def state_dict(self) -> dict[str, Any]:
-        return {
-            "offset": self.offset,
-            "touched": self.touched.clone(),
-            **{k: v.clone() for k, v in self.table.items()},
-        }
+        # ``touched`` is not kept: checkpoints follow the epoch's sync, which clears it.
+        return {"offset": self.offset, **{k: v.clone() for k, v in self.table.items()}}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.offset = int(state.get("offset", 0))
-        self.touched = state.get("touched", torch.zeros(0, dtype=torch.bool)).clone()
         self.table = {k: state[k].clone() for k in ("op", "level", "sign", "seen") if k in state}
-        if not self.table:
-            self.touched = torch.zeros(0, dtype=torch.bool)
+        self.touched = torch.zeros(len(self.table["seen"]) if self.table else 0, dtype=torch.bool)
 
 
 def _world() -> int:
@@ -468,8 +463,8 @@ class MCMCStep:
         """What the model was trained on over the search (the last ``policy_epochs`` epochs if
         that is > 0), as a policy: a new model trained with it sees the mixture this one saw.
         (the module's description says how)."""
-        k = self.config.policy_epochs
-        recent = self.history[-k:] if k > 0 else self.history
+        last = self.config.policy_epochs
+        recent = self.history[-last:] if last > 0 else self.history
         if not recent:
             raise ValueError("no epoch has finished yet: nothing to make a policy from")
         counts = torch.tensor([r["histogram"] for r in recent], dtype=torch.float64).sum(0)  # K×L
