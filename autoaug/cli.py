@@ -465,9 +465,9 @@ def cmd_search(args: argparse.Namespace) -> None:
     elif not unsure:
         print("no op seems to break the task")
     if unsure:
-        print(("also left out" if rejected else "ops the task may reject, left out") + " of the policy (constraint "
-              "not met, loss still falling: a break or a slow symmetry; `autoaug analyze` tells): "
-              + ", ".join(f"{n} ({h:.2f})" for n, h in unsure))  # fmt: skip
+        print(("also unmet" if rejected else "ops the task may reject") + " (constraint not met, loss still "
+              "falling: a break or a slow symmetry; `autoaug analyze` tells; the policy tapers their weight by "
+              "their relaxation): " + ", ".join(f"{n} ({h:.2f})" for n, h in unsure))  # fmt: skip
     print(
         f"files in {result.out}: policy.json (the learned policy), history.json (per-epoch sampler "
         "statistics), metrics.jsonl, model.pt, config.yaml"
