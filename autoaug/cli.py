@@ -487,6 +487,42 @@ def cmd_datasets(args: argparse.Namespace) -> None:
             print(f"  {'':15s}            {info.where}")
 
 
+def cmd_analyze(args: argparse.Namespace) -> None:
+    """``autoaug analyze``: the symmetry report of a search run or of any checkpoint."""
+    from autoaug.analysis.report import analyze_checkpoint, analyze_run, verdict_table
+
+    common = dict(images=args.images, split=args.split, magnitudes=args.magnitudes, lie=not args.no_lie,
+                  per_layer=args.per_layer, progress=True, device=args.device,
+                  baseline=not args.no_baseline)  # fmt: skip
+    if args.run is not None:
+        if args.dataset or args.model:
+            raise CliError(
+                "--dataset and --model are read from RUN_DIR/config.yaml; give them only with --checkpoint"
+            )
+        print(
+            f"analyzing the search run {args.run} on {args.images} held-out {args.split} images", flush=True
+        )
+        report = analyze_run(args.run, args.out, checkpoint=args.checkpoint, space=args.space, **common)
+    elif args.checkpoint is not None:
+        if not args.dataset or not args.model:
+            raise CliError("--checkpoint needs --dataset D and --model M (or give a search RUN_DIR)")
+        print(f"analyzing {args.checkpoint} ({args.model}) on {args.images} held-out {args.split} images of "
+              f"{args.dataset}", flush=True)  # fmt: skip
+        report = analyze_checkpoint(args.checkpoint, args.dataset, args.model, args.out or "analysis",
+                                    data_root=args.data_root, train_size=args.train_size, seed=args.seed,
+                                    space=args.space or "symmetry", **common)  # fmt: skip
+    else:
+        raise CliError("give a search RUN_DIR, or --checkpoint FILE --dataset D --model M")
+    print(f"clean accuracy {report['clean_accuracy']:.1%}, clean loss {report['clean_loss']:.3f}, "
+          f"loss-gap threshold {report['thresholds']['loss_gap']:.3f}")  # fmt: skip
+    print(verdict_table(report))
+    for w in report.get("warnings", []):
+        print(f"warning: {w}")
+    files = report["files"]
+    print(f"report: {files['markdown']} and {files['json']}")
+    print(f"plots: {files['heatmaps']}, {files['verdicts_png']}")
+
+
 # ------------------------------------------------------------------------------- parser
 
 
@@ -558,9 +594,37 @@ def build_parser() -> argparse.ArgumentParser:
     add_config_flags(p, SearchConfig, skip=("method", "policy"))
 
     add("datasets", cmd_datasets, "list the datasets and whether each is available here")
-    from autoaug.analysis.report import register_analyze
 
-    register_analyze(add)
+    from autoaug.analysis.report import DEFAULT_IMAGES
+
+    p = add("analyze", cmd_analyze, "measure a trained model's symmetries and write the symmetry report")
+    p.add_argument("run", nargs="?", metavar="RUN_DIR", help="a search run directory (autoaug search --out)")
+    p.add_argument("--checkpoint", metavar="FILE",
+                   help="weights (model.pt or checkpoint.pt): any model with --dataset and --model, or a "
+                        "killed run's checkpoint with RUN_DIR")  # fmt: skip
+    p.add_argument("--dataset", metavar="D", help="with --checkpoint: the dataset (autoaug datasets)")
+    p.add_argument(
+        "--model", metavar="M", help="with --checkpoint: the architecture (small_cnn, resnet18, ...)"
+    )
+    p.add_argument(
+        "--out", metavar="DIR", help="where the report goes (default RUN_DIR/analysis or ./analysis)"
+    )
+    p.add_argument("--images", type=int, default=DEFAULT_IMAGES, metavar="N",
+                   help=f"held-out images to profile (default {DEFAULT_IMAGES})")  # fmt: skip
+    p.add_argument("--split", choices=("test", "val"), default="test", help="held-out split (default test)")
+    p.add_argument("--no-lie", action="store_true", help="skip the Lie derivatives (faster)")
+    p.add_argument("--no-baseline", action="store_true",
+                   help="skip the untrained copy of the model (about half the time; no verdict uses it)")  # fmt: skip
+    p.add_argument("--per-layer", action="store_true", help="also measure each layer's invariance")
+    p.add_argument(
+        "--magnitudes", type=int, default=4, metavar="K", help="magnitude levels per sign (default 4)"
+    )
+    p.add_argument("--space", help="whose magnitude ranges (default: the run's space, or symmetry)")
+    p.add_argument("--device", default="auto", help="auto (default: cuda when there is one), cpu or cuda")
+    p.add_argument("--data-root", metavar="DIR", help="with --checkpoint: where the dataset's files are")
+    p.add_argument("--train-size", type=int, metavar="N",
+                   help="with --checkpoint: the training size the model was trained with (its normalization)")  # fmt: skip
+    p.add_argument("--seed", type=int, default=0, help="with --checkpoint: the dataset seed (default 0)")
     return parser
 
 

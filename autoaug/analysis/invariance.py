@@ -57,6 +57,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from autoaug._io import json_safe, save_figure_atomic
 from autoaug.data import Dataset, load_dataset
 from autoaug.models import Classifier, build_model
 from autoaug.ops import get_op, warp
@@ -131,7 +132,7 @@ class InvarianceProfile:
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-serializable dict (a NaN or infinite value becomes ``None``)."""
-        return {f.name: _json_safe(getattr(self, f.name)) for f in fields(self)}
+        return {f.name: json_safe(getattr(self, f.name)) for f in fields(self)}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> InvarianceProfile:
@@ -168,16 +169,6 @@ class InvarianceProfile:
 
 _REQUIRED = ("ops", "magnitudes", "op_magnitudes", "invariance", "consistency", "accuracy", "loss",
              "clean_accuracy", "clean_loss")  # fmt: skip
-
-
-def _json_safe(v: Any) -> Any:
-    if isinstance(v, float):
-        return v if math.isfinite(v) else None
-    if isinstance(v, dict):
-        return {k: _json_safe(x) for k, x in v.items()}
-    if isinstance(v, (list, tuple)):
-        return [_json_safe(x) for x in v]
-    return v
 
 
 def _from_json(v: Any) -> Any:
@@ -876,9 +867,6 @@ def plot_profile(profile: InvarianceProfile, out_png: str | Path) -> Path:
 
     Cells an op was not measured at (negative magnitudes of unsigned ops) are blank.
     """
-    import os
-    import tempfile
-
     import numpy as np
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
@@ -913,18 +901,7 @@ def plot_profile(profile: InvarianceProfile, out_png: str | Path) -> Path:
         ax.set_yticks(range(len(profile.ops)), profile.ops, fontsize=7)
         ax.set_xlabel("signed magnitude", fontsize=8)
         fig.colorbar(im, ax=ax, shrink=0.8)
-    out = Path(out_png)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}.", suffix=".png")
-    os.close(fd)
-    try:
-        fig.savefig(tmp, dpi=110)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, out)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return out
+    return save_figure_atomic(fig, out_png)
 
 
 __all__ = [

@@ -68,11 +68,7 @@ Example:
 
 from __future__ import annotations
 
-import argparse
 import json
-import math
-import os
-import tempfile
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -80,6 +76,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from autoaug._io import json_safe, save_figure_atomic
 from autoaug.analysis import verdicts as V
 from autoaug.analysis.invariance import (
     InvarianceProfile,
@@ -158,7 +155,7 @@ def build_report(
             "an op can look safe because the model never learned the distinction the op destroys (a model "
             "that cannot tell b from d is invariant to a mirror flip); train longer for firmer verdicts"
         )
-    return _json_safe(
+    return json_safe(
         {
             "schema_version": SCHEMA_VERSION,
             "autoaug_version": __version__,
@@ -326,21 +323,7 @@ def plot_verdicts(report: Mapping[str, Any], out_png: str | Path) -> Path:
     axes[1].legend(handles=handles, fontsize=8, loc="lower right")
     d = report["dataset"]
     fig.suptitle(f"verdicts: {d.get('name')}, {report['model'].get('name')}", fontsize=10)
-    return _save_figure(fig, Path(out_png))
-
-
-def _save_figure(fig: Any, out: Path) -> Path:
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}.", suffix=".png")
-    os.close(fd)
-    try:
-        fig.savefig(tmp, dpi=110)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, out)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return out
+    return save_figure_atomic(fig, out_png)
 
 
 def write_report(report: dict[str, Any], profile: InvarianceProfile, out_dir: str | Path) -> dict[str, Path]:
@@ -552,95 +535,13 @@ def analyze_checkpoint(
     )  # fmt: skip
 
 
-# ------------------------------------------------------------------------------------ CLI
-
-
-def cmd_analyze(args: argparse.Namespace) -> None:
-    """``autoaug analyze``: the symmetry report of a search run or of any checkpoint."""
-    common = dict(images=args.images, split=args.split, magnitudes=args.magnitudes, lie=not args.no_lie,
-                  per_layer=args.per_layer, progress=True, device=args.device,
-                  baseline=not args.no_baseline)  # fmt: skip
-    if args.run is not None:
-        if args.dataset or args.model:
-            raise ValueError(
-                "--dataset and --model are read from RUN_DIR/config.yaml; give them only with --checkpoint"
-            )
-        print(
-            f"analyzing the search run {args.run} on {args.images} held-out {args.split} images", flush=True
-        )
-        report = analyze_run(args.run, args.out, checkpoint=args.checkpoint, space=args.space, **common)
-    elif args.checkpoint is not None:
-        if not args.dataset or not args.model:
-            raise ValueError("--checkpoint needs --dataset D and --model M (or give a search RUN_DIR)")
-        print(f"analyzing {args.checkpoint} ({args.model}) on {args.images} held-out {args.split} images of "
-              f"{args.dataset}", flush=True)  # fmt: skip
-        report = analyze_checkpoint(args.checkpoint, args.dataset, args.model, args.out or "analysis",
-                                    data_root=args.data_root, train_size=args.train_size, seed=args.seed,
-                                    space=args.space or "symmetry", **common)  # fmt: skip
-    else:
-        raise ValueError("give a search RUN_DIR, or --checkpoint FILE --dataset D --model M")
-    print(f"clean accuracy {report['clean_accuracy']:.1%}, clean loss {report['clean_loss']:.3f}, "
-          f"loss-gap threshold {report['thresholds']['loss_gap']:.3f}")  # fmt: skip
-    print(verdict_table(report))
-    for w in report.get("warnings", []):
-        print(f"warning: {w}")
-    files = report["files"]
-    print(f"report: {files['markdown']} and {files['json']}")
-    print(f"plots: {files['heatmaps']}, {files['verdicts_png']}")
-
-
-def register_analyze(add: Callable[..., argparse.ArgumentParser]) -> argparse.ArgumentParser:
-    """Add the ``analyze`` subcommand through ``cli.build_parser``'s ``add(name, fn, help)``."""
-    p = add("analyze", cmd_analyze, "measure a trained model's symmetries and write the symmetry report")
-    p.add_argument("run", nargs="?", metavar="RUN_DIR", help="a search run directory (autoaug search --out)")
-    p.add_argument("--checkpoint", metavar="FILE",
-                   help="weights (model.pt or checkpoint.pt): any model with --dataset and --model, or a "
-                        "killed run's checkpoint with RUN_DIR")  # fmt: skip
-    p.add_argument("--dataset", metavar="D", help="with --checkpoint: the dataset (autoaug datasets)")
-    p.add_argument(
-        "--model", metavar="M", help="with --checkpoint: the architecture (small_cnn, resnet18, ...)"
-    )
-    p.add_argument(
-        "--out", metavar="DIR", help="where the report goes (default RUN_DIR/analysis or ./analysis)"
-    )
-    p.add_argument("--images", type=int, default=DEFAULT_IMAGES, metavar="N",
-                   help=f"held-out images to profile (default {DEFAULT_IMAGES})")  # fmt: skip
-    p.add_argument("--split", choices=("test", "val"), default="test", help="held-out split (default test)")
-    p.add_argument("--no-lie", action="store_true", help="skip the Lie derivatives (faster)")
-    p.add_argument("--no-baseline", action="store_true",
-                   help="skip the untrained copy of the model (about half the time; no verdict uses it)")  # fmt: skip
-    p.add_argument("--per-layer", action="store_true", help="also measure each layer's invariance")
-    p.add_argument(
-        "--magnitudes", type=int, default=4, metavar="K", help="magnitude levels per sign (default 4)"
-    )
-    p.add_argument("--space", help="whose magnitude ranges (default: the run's space, or symmetry)")
-    p.add_argument("--device", default="auto", help="auto (default: cuda when there is one), cpu or cuda")
-    p.add_argument("--data-root", metavar="DIR", help="with --checkpoint: where the dataset's files are")
-    p.add_argument("--train-size", type=int, metavar="N",
-                   help="with --checkpoint: the training size the model was trained with (its normalization)")  # fmt: skip
-    p.add_argument("--seed", type=int, default=0, help="with --checkpoint: the dataset seed (default 0)")
-    return p
-
-
-def _json_safe(v: Any) -> Any:
-    if isinstance(v, float):
-        return v if math.isfinite(v) else None
-    if isinstance(v, dict):
-        return {k: _json_safe(x) for k, x in v.items()}
-    if isinstance(v, (list, tuple)):
-        return [_json_safe(x) for x in v]
-    return v
-
-
 __all__ = [
     "FILES",
     "SCHEMA_VERSION",
     "analyze_checkpoint",
     "analyze_run",
     "build_report",
-    "cmd_analyze",
     "plot_verdicts",
-    "register_analyze",
     "render_markdown",
     "validate_report",
     "verdict_table",

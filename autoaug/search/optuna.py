@@ -69,7 +69,6 @@ import math
 import os
 import random
 import socket
-import tempfile
 import time
 import uuid
 import warnings
@@ -84,6 +83,7 @@ import yaml
 from optuna.distributions import BaseDistribution
 from optuna.trial import FrozenTrial, TrialState
 
+from autoaug._io import save_figure_atomic
 from autoaug.data import Dataset, load_dataset
 from autoaug.ops import get_op
 from autoaug.policy import OpEntry, Policy, atomic_write_text
@@ -736,14 +736,8 @@ class OptunaSearcher(Searcher):
                 fig = ax.figure
                 fig.set_size_inches(9, 6 if name.startswith("optimization") else 8)
                 fig.tight_layout()
-                fd, tmp = tempfile.mkstemp(
-                    dir=self.out, prefix=f".{name}.", suffix=".png"
-                )  # workers may share OUT
-                os.close(fd)
-                fig.savefig(tmp, dpi=100)
+                written.append(save_figure_atomic(fig, self.out / name, dpi=100))  # workers may share OUT
                 plt.close(fig)
-                os.replace(tmp, self.out / name)
-                written.append(self.out / name)
         return written
 
     # --------------------------------------------------------------------------- run
