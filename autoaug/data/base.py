@@ -12,7 +12,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-Truth = Literal["symmetry", "breaks"]
+Truth = Literal["symmetry", "breaks", "partial"]
 
 
 class DatasetError(ValueError):
@@ -74,8 +74,9 @@ class Dataset:
         num_classes: labels are in ``[0, num_classes)``.
         class_names: one name per class.
         ground_truth: for synthetic sets, op name -> ``"symmetry"`` (the op never changes the
-            label) or ``"breaks"`` (it changes it), for the ops whose effect on the label is
-            known by construction; ``None`` for real data.
+            label), ``"breaks"`` (it changes it) or ``"partial"`` (it changes it only above a
+            magnitude; :mod:`autoaug.data.suite` gives the bound), for the ops whose effect on
+            the label is known by construction; ``None`` for real data.
         source: where the data came from, for people (a directory, a file, "generated").
 
     Examples:
@@ -110,10 +111,10 @@ class Dataset:
                     f"{int(labels.max())}], expected [0, {self.num_classes - 1}]"
                 )
         for op, truth in (self.ground_truth or {}).items():
-            if truth not in ("symmetry", "breaks"):
+            if truth not in ("symmetry", "breaks", "partial"):
                 raise ValueError(
                     f"dataset {self.name!r}: ground truth for {op!r} is {truth!r}, "
-                    "expected 'symmetry' or 'breaks'"
+                    "expected 'symmetry', 'breaks' or 'partial'"
                 )
 
     @property

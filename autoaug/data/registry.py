@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from autoaug.data import synthetic
+from autoaug.data import suite, synthetic
 from autoaug.data.base import (
     Dataset,
     DatasetError,
@@ -37,10 +37,27 @@ _DESCRIPTIONS = {
     "cifar100": "CIFAR-100, 100 classes, 32×32 RGB, 50k train / 10k test (torchvision)",
     "svhn": "SVHN, 10 digits, 32×32 RGB, 73k train / 26k test (torchvision; reading it needs scipy)",
 }
+# The rest of the symmetry suite (autoaug.data.suite), after the real sets: synthetic tasks with a
+# declared ground truth, each op of the symmetry space keeping the label in some and changing it
+# in others.
+for _t in suite.SUITE.values():
+    if _t.name not in _DESCRIPTIONS:
+        _DESCRIPTIONS[_t.name] = (
+            f"synthetic ({_t.half} half of the symmetry suite), {len(_t.classes)} classes, 32×32 RGB: "
+            f"{_t.description}"
+        )
 DATASETS: tuple[str, ...] = tuple(_DESCRIPTIONS)
-_SYNTHETIC = {"glyphs": synthetic.glyphs, "arrows": synthetic.arrows}
-_GROUND_TRUTH = {"glyphs": synthetic.GLYPHS_GROUND_TRUTH, "arrows": synthetic.ARROWS_GROUND_TRUTH}
-_CLASSES = {"glyphs": synthetic.GLYPH_CLASSES, "arrows": synthetic.ARROW_CLASSES}
+_SYNTHETIC = {
+    "glyphs": synthetic.glyphs,
+    "arrows": synthetic.arrows,
+    **{
+        t.name: (lambda n_train, n_test, seed, name=t.name: suite.make_task(name, n_train, n_test, seed))
+        for t in suite.SUITE.values()
+        if t.draw is not None
+    },
+}
+_GROUND_TRUTH = {name: t.truth for name, t in suite.SUITE.items()}
+_CLASSES = {name: t.classes for name, t in suite.SUITE.items()}
 
 
 @dataclass(frozen=True)
@@ -115,8 +132,8 @@ def load_dataset(
 ) -> Dataset:
     """Load a dataset as uint8 tensors with seeded train/validation splits.
 
-    Names: ``glyphs`` and ``arrows`` (synthetic, generated from ``seed``, with known ground
-    truth), ``fashion-mnist``, ``mnist``, ``cifar10``, ``cifar100``, ``svhn``,
+    Names: ``glyphs``, ``arrows`` and the rest of the symmetry suite (:mod:`autoaug.data.suite`;
+    synthetic, generated from ``seed``, with known ground truth), ``fashion-mnist``, ``mnist``, ``cifar10``, ``cifar100``, ``svhn``,
     ``folder:PATH`` (an ImageFolder directory), ``npz:PATH`` or any name ending in ``.npz``.
 
     Where the files are looked for: ``root`` when given; otherwise, for Fashion-MNIST,
