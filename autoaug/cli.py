@@ -25,6 +25,13 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
+class _Help(argparse.HelpFormatter):
+    """argparse's help, with room for a flag and its metavar before the help column."""
+
+    def __init__(self, prog: str) -> None:
+        super().__init__(prog, max_help_position=34)
+
+
 # ------------------------------------------------------------------------------- helpers
 
 
@@ -323,54 +330,138 @@ def cmd_export(args: argparse.Namespace) -> None:
     print(f"wrote {path}: {how}")
 
 
-def add_config_flags(p: argparse.ArgumentParser, config_cls, skip: Sequence[str] = ()) -> None:
-    """One ``--flag`` per field of a config dataclass (``--no-flag`` for booleans); defaults
-    stay None so that a YAML ``--config`` supplies them and flags override it."""
-    import dataclasses
-    import typing
+GROUP_TITLES = {"data": "data", "training": "model and training", "run": "running", "search": "search"}
 
-    hints = typing.get_type_hints(config_cls)
-    for f in dataclasses.fields(config_cls):
-        if f.name in skip:
+
+def _flag(name: str) -> str:
+    return "--" + name.replace("_", "-")
+
+
+def _add_flag(p, config_cls, name: str, f, shown: bool = True) -> None:
+    """One ``--flag`` for a config field (``--flag/--no-flag`` for a boolean), its help the
+    field's; the default stays None so that a YAML ``--config`` supplies it and flags override it."""
+    from autoaug.settings import field_kind, help_line
+
+    kind = field_kind(config_cls, name)[0]
+    text = help_line(f).replace("%", "%%") if shown else argparse.SUPPRESS
+    if kind is bool:
+        p.add_argument(_flag(name), action=argparse.BooleanOptionalAction, default=None, help=text)
+    else:
+        metavar = {int: "N", float: "X"}.get(kind, name.upper())
+        p.add_argument(_flag(name), type=kind, default=None, metavar=metavar, help=text)
+
+
+def add_config_flags(
+    p: argparse.ArgumentParser, config_cls, skip: Sequence[str] = (), method: str | None = None
+) -> None:
+    """A flag per setting of a config dataclass, under headings by the setting's group. A
+    section's settings (``mcmc``, ...) are plain flags (``--epsilon``) that resolve_config puts
+    into the chosen method's section; ``--help`` shows the settings of ``method``'s section
+    only (the others are taken, not shown, so that a flag of another method gets a clear error)."""
+    from autoaug.settings import field_kind, is_section
+
+    groups: dict[str | None, argparse._ArgumentGroup] = {}
+    sections = []
+    for name, f in config_cls.fields().items():
+        kind = field_kind(config_cls, name)[0]
+        if is_section(kind):
+            sections.append((name, kind))
             continue
-        flag = "--" + f.name.replace("_", "-")
-        hint = hints[f.name]
-        args = typing.get_args(hint)
-        base = next((a for a in args if a is not type(None)), hint) if args else hint
-        if base is bool:
-            p.add_argument(
-                flag, action=argparse.BooleanOptionalAction, default=None, help=f"(default {f.default})"
+        if name in skip:
+            continue
+        group = f.metadata.get("group")
+        if group not in groups:
+            groups[group] = p.add_argument_group(
+                f"{GROUP_TITLES.get(group, group)} settings" if group else None
             )
-        else:
-            p.add_argument(
-                flag, type=base, default=None, metavar=f.name.upper(), help=f"(default {f.default})"
+        _add_flag(groups[group], config_cls, name, f)
+    sections.sort(
+        key=lambda s: s[0] != method
+    )  # the shown method's first: its help is the one a shared flag has
+    taken: set[str] = set()
+    for name, kind in sections:
+        shown = name == method
+        group = (
+            p.add_argument_group(f"{name} settings (--method {name}; in a config file, under {name}:)")
+            if shown
+            else p
+        )
+        for key, f in kind.fields().items():
+            if key not in taken:
+                _add_flag(group, kind, key, f, shown=shown)
+                taken.add(key)
+
+
+def _method_in(argv: Sequence[str]) -> str | None:
+    """The search method named on a command line, by --method or in its --config file (for
+    the help to show that method's settings); None where there is none to read."""
+    from autoaug.settings import read_config
+
+    method = config = None
+    for i, a in enumerate(argv):
+        for flag in ("--method", "--config"):
+            value = (
+                argv[i + 1]
+                if a == flag and i + 1 < len(argv)
+                else a.partition("=")[2]
+                if a.startswith(flag + "=")
+                else None
             )
+            if value is not None and flag == "--method":
+                method = value
+            elif value is not None:
+                config = value
+    if method is None and config is not None:
+        try:
+            method = read_config(config).get("method")
+        except (OSError, ValueError):  # resolve_config reports a bad file
+            return None
+    return method if isinstance(method, str) else None
 
 
 def resolve_config(config_cls, args: argparse.Namespace, extra: dict | None = None):
     """Dataclass defaults <- the run's own settings (``--resume``) <- YAML file (--config) <-
     command-line flags. The file's values are checked themselves (a flag that sets the same
-    setting does not hide a bad one); errors name the file or the flag."""
-    import dataclasses
-
-    from autoaug.train import SettingError, read_config
+    setting does not hide a bad one); errors name the file or the flag. A flag of a method's
+    section goes to the chosen method's section (and is refused for another method)."""
+    from autoaug.settings import SettingError, field_kind, is_section, read_config
 
     source = getattr(args, "config", None)
     given: dict = {}
     if source:
         given.update(read_config(source))
         config_cls.from_dict(given, source=source)  # the file as written: unknown keys, types, ranges
-    for f in dataclasses.fields(config_cls):
-        v = getattr(args, f.name, None)
+    sections = {}
+    for name in config_cls.fields():
+        kind = field_kind(config_cls, name)[0]
+        if is_section(kind):
+            sections[name] = kind
+            continue
+        v = getattr(args, name, None)
         if v is not None:
-            try:
-                given[f.name] = config_cls.check(f.name, v)
-            except SettingError as e:
-                raise CliError(f"--{f.name.replace('_', '-')} {v}: expected {e.expected}") from None
+            given[name] = _checked(config_cls, name, v)
     given.update({k: v for k, v in (extra or {}).items() if v is not None})
     resume = getattr(args, "resume", False)
     values = resumed_settings(config_cls, given) if resume else {}
-    values.update(given)
+    for k, v in given.items():  # a section given in the file adds to the run's, key by key
+        values[k] = {**values[k], **v} if isinstance(v, dict) and isinstance(values.get(k), dict) else v
+    if sections:  # a method's flags go to its section (given in the file, or resumed, or not yet)
+        method = values.get("method", config_cls.fields()["method"].default)
+        flags = {
+            k: v
+            for kind in sections.values()
+            for k in kind.fields()
+            if (v := getattr(args, k, None)) is not None
+        }
+        try:
+            placed = config_cls.place(flags, method, spell=_flag)
+        except ValueError as e:
+            raise CliError(str(e)) from None
+        for name, own in placed.items():
+            section = values.setdefault(name, {})
+            if not isinstance(section, dict):
+                raise SettingError(name, section, f"a mapping of {name} settings", source)
+            section.update({k: _checked(sections[name], k, v) for k, v in own.items()})
     config = config_cls.from_dict(values, source=source or "config")
     checkpoint = Path(config.out) / "checkpoint.pt"
     if resume and checkpoint.is_file():  # refuse before the dataset loads (the trainer checks again)
@@ -382,12 +473,23 @@ def resolve_config(config_cls, args: argparse.Namespace, extra: dict | None = No
     return config
 
 
+def _checked(config_cls, name: str, value):
+    from autoaug.settings import SettingError
+
+    try:
+        return config_cls.check(name, value)
+    except SettingError as e:
+        raise CliError(f"{_flag(name)} {value}: expected {e.expected}") from None
+
+
 def resumed_settings(config_cls, given: dict) -> dict:
     """The settings a run was made with, read from its checkpoint (or an optuna search's
-    config.yaml), for ``--resume``: what the flags do not set continues as it was."""
+    config.yaml), for ``--resume``: what the flags do not set continues as it was. A run saved
+    by an older autoaug (one flat mapping) is read in this version's shape."""
     import dataclasses
 
-    from autoaug.train import read_checkpoint, read_config
+    from autoaug.settings import read_config
+    from autoaug.train import read_checkpoint
 
     defaults = {f.name: f.default for f in dataclasses.fields(config_cls)}
     out = Path(given.get("out", defaults["out"]))
@@ -396,16 +498,19 @@ def resumed_settings(config_cls, given: dict) -> dict:
         "method" in defaults and given.get("method", "optuna") == "optuna" and (out / "config.yaml").is_file()
     )
     if optuna_run:
-        saved = read_config(out / "config.yaml")
+        saved = config_cls.upgrade(read_config(out / "config.yaml"))
         optuna_run = saved.get("method") == "optuna"
     if optuna_run:
-        if "***" in str(saved.get("storage")) or str(saved.get("storage")).startswith("sqlite:"):
-            saved.pop("storage", None)  # a hidden password, or the default OUT/study.db
+        own = saved.get("optuna")
+        storage = str(own.get("storage")) if isinstance(own, dict) else ""
+        if "***" in storage or storage.startswith("sqlite:"):
+            own.pop("storage", None)  # a hidden password, or the default OUT/study.db
     elif checkpoint.is_file():
         import json
 
-        saved = json.loads(read_checkpoint(checkpoint)["config"])
-        if saved.get("method") == "bilevel" and saved.get("mode") == "search":
+        saved = config_cls.upgrade(json.loads(read_checkpoint(checkpoint)["config"]))
+        own = saved.get("bilevel")
+        if saved.get("method") == "bilevel" and isinstance(own, dict) and own.get("mode") == "search":
             # A bilevel search's checkpoint holds its proxy's epochs, not the search's.
             saved.pop("epochs", None)
             if "epochs" not in given:
@@ -437,13 +542,14 @@ def cmd_search(args: argparse.Namespace) -> None:
 
     config = resolve_config(SearchConfig, args, extra={"method": args.method})
     study = Path(config.out) / "study.db"
-    if args.resume and config.method == "optuna" and not config.storage and not study.is_file():
+    if args.resume and config.method == "optuna" and not config.optuna.storage and not study.is_file():
         raise FileNotFoundError(f"nothing to resume in {config.out}: no {study.name}")
     searcher = get_searcher(config.method)(config)
     budget = f"{config.epochs} epochs"
     if config.method == "optuna":
-        budget = (f"{config.n_trials} trials of {config.trial_epochs} epochs" if config.proxy == "train" else
-                  f"{config.n_trials} trials scored by density matching, a proxy model of {config.epochs} epochs")  # fmt: skip
+        o = config.optuna
+        budget = (f"{o.n_trials} trials of {o.trial_epochs} epochs" if o.proxy == "train" else
+                  f"{o.n_trials} trials scored by density matching, a proxy model of {config.epochs} epochs")  # fmt: skip
     print(f"searching a policy with {config.method} on {config.dataset} ({config.model}, space {config.space}, "
           f"{budget}) -> {config.out}", flush=True)  # fmt: skip
     result = searcher.run(resume=args.resume)
@@ -526,7 +632,8 @@ def cmd_analyze(args: argparse.Namespace) -> None:
 # ------------------------------------------------------------------------------- parser
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(argv: Sequence[str] = ()) -> argparse.ArgumentParser:
+    """The ``autoaug`` parser; ``argv`` only chooses which method's settings ``search --help`` shows."""
     parser = _Parser(
         prog="autoaug",
         description="Learn augmentation policies, export them to torchvision, and measure a task's symmetries.",
@@ -537,7 +644,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     def add(name: str, fn: Callable[[argparse.Namespace], None], help: str) -> argparse.ArgumentParser:
-        p = sub.add_parser(name, help=help, description=help)
+        p = sub.add_parser(name, help=help, description=help, formatter_class=_Help)
         p.set_defaults(func=fn)
         return p
 
@@ -575,23 +682,27 @@ def build_parser() -> argparse.ArgumentParser:
                         "(or change the device, progress, evaluation); other changes need --override")  # fmt: skip
     add_config_flags(p, TrainConfig)
 
-    from autoaug.search import SearchConfig
+    from autoaug.search import SECTIONS, SearchConfig
 
+    shown = _method_in(argv)
+    shown = shown if shown in SECTIONS else SearchConfig.fields()["method"].default
+    others = " or ".join(f"--method {m}" for m in SECTIONS if m != shown)
     p = add(
         "search", cmd_search, "learn a policy while training a model (defaults: mcmc on the built-in glyphs)"
     )
-    p.add_argument(
-        "--method",
-        default=None,
-        help="mcmc (default); optuna (TPE over policies, a short training per trial; workers that "
-        "name the same --storage URL and --study-name share one study); bilevel (differentiable policy "
-        "by hypergradient: --mode search on a proxy, or --mode online with the model)",
+    p.description = (
+        f"{p.description}. Shown: the common settings and {shown}'s; {others} --help shows that method's. "
+        "Each flag's value is also a key of --config YAML (a method's under its section, e.g. mcmc: {epsilon: 0.6})."
     )
+    p.add_argument("--method", default=None, metavar="METHOD",
+                   help="mcmc (default: a sampler under an invariance constraint, trains the model); bilevel "
+                        "(a differentiable policy by hypergradient); optuna (TPE over policies); each has its own "
+                        "settings")  # fmt: skip
     p.add_argument("--config", metavar="YAML", help="settings file (configs/*.yaml); flags override it")
     p.add_argument("--resume", action="store_true",
                    help="continue a killed search from OUT/checkpoint.pt (optuna: its study), with its settings; "
                         "flags may add epochs (optuna: trials); other changes need --override")  # fmt: skip
-    add_config_flags(p, SearchConfig, skip=("method", "policy"))
+    add_config_flags(p, SearchConfig, skip=("method", "policy"), method=shown)
 
     add("datasets", cmd_datasets, "list the datasets and whether each is available here")
 
@@ -632,7 +743,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit code."""
     from autoaug.train import TrainingDiverged as TrainingError
 
-    parser = build_parser()
+    argv = sys.argv[1:] if argv is None else list(argv)
+    parser = build_parser(argv)
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):
         parser.print_help()

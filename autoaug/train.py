@@ -20,8 +20,6 @@ Example:
 
 from __future__ import annotations
 
-import dataclasses
-import functools
 import json
 import math
 import os
@@ -29,136 +27,43 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar, Protocol, get_args
+from typing import Any, ClassVar, Protocol
 
 import torch
 import torch.nn.functional as F
-import yaml
 from torch import Tensor, nn
 
 from autoaug.data import Dataset, DeviceLoader, load_dataset
 from autoaug.models import build_model
 from autoaug.policy import Policy, atomic_write_text, load_policy
+from autoaug.settings import Limit, SettingError, Settings, flatten, setting, to_yaml
 
 
 class TrainingDiverged(RuntimeError):
     """The loss became NaN or infinite; the last good checkpoint is kept."""
 
 
-class SettingError(ValueError):
-    """A setting of the wrong type or out of its range; names the setting and what it allows."""
-
-    def __init__(self, name: str, value: Any, expected: str, source: str | None = None):
-        where = f"{source}: " if source else ""
-        super().__init__(f"{where}{name} = {value!r}: expected {expected}")
-        self.name, self.value, self.expected = name, value, expected
-
-
-@dataclass(frozen=True)
-class Limit:
-    """The allowed range of a numeric setting: ``low``/``high`` (None: unbounded), each end
-    included unless ``*_open``."""
-
-    low: float | None = None
-    high: float | None = None
-    low_open: bool = False
-    high_open: bool = False
-
-    def __contains__(self, v: float) -> bool:
-        if self.low is not None and (v <= self.low if self.low_open else v < self.low):
-            return False
-        return self.high is None or (v < self.high if self.high_open else v <= self.high)
-
-    def __str__(self) -> str:
-        if self.high is None:
-            return f"{'>' if self.low_open else '>='} {self.low:g}"
-        if self.low is None:
-            return f"{'<' if self.high_open else '<='} {self.high:g}"
-        return (
-            f"in {'(' if self.low_open else '['}{self.low:g}, {self.high:g}{')' if self.high_open else ']'}"
-        )
-
-
-@functools.cache
-def _hints(cls: type) -> dict[str, Any]:
-    import typing
-
-    return typing.get_type_hints(cls)
-
-
-def _check_setting(cls: type, name: str, value: Any) -> Any:
-    """``value`` as setting ``name`` of config class ``cls`` takes it (an int where a float is
-    expected becomes a float), or :class:`SettingError`."""
-    hints = _hints(cls)
-    if name not in hints:
-        raise ValueError(f"unknown setting {name!r}; known: {sorted(cls.fields())}")
-    hint = hints[name]
-    args = [a for a in get_args(hint) if a is not type(None)]
-    optional = type(None) in get_args(hint)
-    kind = args[0] if args else hint
-    limit = cls.LIMITS.get(name)
-    raw = value
-    if value is None:
-        if optional:
-            return None
-        raise SettingError(name, value, f"{_kind_name(kind, limit)}, not empty")
-    if name == "val_size" and isinstance(value, int) and not isinstance(value, bool):
-        if value < 0:  # a count of held-out images (a float is a fraction)
-            raise SettingError(name, value, "a fraction in [0, 1) or a count >= 0")
-        return value
-    if kind is bool:
-        if not isinstance(value, bool):
-            raise SettingError(name, value, "true or false")
-        return value
-    if kind is str:
-        if not isinstance(value, str):
-            raise SettingError(name, value, "a string")
-        return value
-    if kind is int:
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise SettingError(name, value, _kind_name(kind, limit))
-    elif kind is float:
-        number = value
-        if isinstance(value, str):  # YAML 1.1 reads 1e-4 (no dot) as a string
-            try:
-                number = float(value)
-            except ValueError:
-                raise SettingError(name, value, _kind_name(kind, limit)) from None
-        if isinstance(number, bool) or not isinstance(number, (int, float)) or not math.isfinite(number):
-            raise SettingError(name, value, _kind_name(kind, limit))
-        value = float(number)
-    if limit is not None and value not in limit:
-        raise SettingError(name, raw, _kind_name(kind, limit))
-    return value
-
-
-def _kind_name(kind: type, limit: Limit | None) -> str:
-    what = {int: "an integer", float: "a number"}.get(kind, getattr(kind, "__name__", str(kind)))
-    return f"{what} {limit}" if limit is not None else what
+CONFIG_HEADER = "The settings this run was made with; each comment says what the setting does."
 
 
 @dataclass
-class TrainConfig:
+class TrainConfig(Settings):
     """Everything a training run depends on; written next to its results as ``config.yaml``.
 
-    Every setting is checked on construction (type and range, :attr:`LIMITS`): a bad one
-    raises :class:`SettingError` naming it and the range it allows.
+    Every setting is checked on construction (its type and its :class:`~autoaug.settings.Limit`):
+    a bad one raises :class:`~autoaug.settings.SettingError` naming it and the range it allows.
+    Each field's help line is its ``--flag``'s (``autoaug train --help``) and its comment in
+    ``config.yaml``.
+
+    Examples:
+        >>> TrainConfig(epochs=2, lr=0.05).lr
+        0.05
+        >>> TrainConfig(batch_size=0)
+        Traceback (most recent call last):
+        ...
+        autoaug.settings.SettingError: batch_size = 0: expected an integer >= 1
     """
 
-    LIMITS: ClassVar[dict[str, Limit]] = {
-        "train_size": Limit(1),
-        "val_size": Limit(0, 1, high_open=True),
-        "epochs": Limit(1),
-        "batch_size": Limit(1),
-        "lr": Limit(0, low_open=True),
-        "momentum": Limit(0, 1, high_open=True),
-        "weight_decay": Limit(0),
-        "label_smoothing": Limit(0, 1, high_open=True),
-        "grad_clip": Limit(0),  # 0: no clipping
-        "seed": Limit(0),
-        "eval_batch_size": Limit(1),
-        "test_every": Limit(1),
-    }
     # Settings a resumed run may change without --override: they change how long it trains
     # or how it runs, not what the checkpoint holds.
     RESUMABLE_CHANGES: ClassVar[tuple[str, ...]] = (
@@ -168,90 +73,82 @@ class TrainConfig:
     # Settings that make another run: a checkpoint made with other values is refused, even with --override.
     IDENTITY: ClassVar[tuple[str, ...]] = ("dataset", "train_size", "val_size", "model", "seed")
 
-    dataset: str = "glyphs"
-    data_root: str | None = None
-    download: bool = False
-    train_size: int | None = None
-    val_size: float = 0.1
-    model: str = "small_cnn"
-    policy: str = "none"
-    epochs: int = 15
-    batch_size: int = 128
-    lr: float = 0.1
-    momentum: float = 0.9
-    nesterov: bool = True
-    weight_decay: float = 5e-4
-    label_smoothing: float = 0.0
-    grad_clip: float | None = None
-    seed: int = 0
-    device: str = "auto"
-    amp: bool = True  # bf16 autocast, CUDA only
-    channels_last: bool = True  # CUDA only
-    compile: bool = False
-    eval_batch_size: int = 1024
-    test_every: int = 1  # evaluate the test split every k-th epoch (and always after the last)
-    progress: bool = True
-    out: str = "runs/train"
-    override: bool = False  # resume even where settings differ from the checkpoint's (not written down)
-
-    def __post_init__(self) -> None:
-        self.validate()
+    dataset: str = setting("glyphs", group="data",
+        help="the dataset: glyphs or arrows (built-in, synthetic), fashion-mnist, mnist, cifar10, cifar100, "
+             "svhn, folder:PATH, npz:PATH (autoaug datasets)")  # fmt: skip
+    data_root: str | None = setting(None, group="data",
+        help="the directory that holds the dataset's files (empty: the dataset's usual place)")  # fmt: skip
+    download: bool = setting(
+        False, group="data", help="download the dataset (torchvision's) where its files are missing"
+    )
+    train_size: int | None = setting(None, group="data", limit=Limit(1),
+        help="training images used, drawn once from the training split with the seed (empty: all)")  # fmt: skip
+    val_size: float = setting(0.1, group="data",
+        help="held out of the training images for validation: a fraction in [0, 1), or a count of images")  # fmt: skip
+    model: str = setting("small_cnn", group="training",
+        help="the architecture: small_cnn, resnet18 (CIFAR stem), wrn-40-2, wrn-28-10")  # fmt: skip
+    policy: str = setting("none", group="training",
+        help="the fixed augmentation policy: a policy file, or a built-in name (autoaug policies)")  # fmt: skip
+    epochs: int = setting(15, group="training", limit=Limit(1),
+        help="passes over the training images; the cosine learning-rate schedule spans them")  # fmt: skip
+    batch_size: int = setting(128, group="training", limit=Limit(1),
+        help="images per SGD step (per process under torchrun)")  # fmt: skip
+    lr: float = setting(0.1, group="training", limit=Limit(0, low_open=True),
+        help="SGD's learning rate at the start of the cosine schedule (it decays to 0)")  # fmt: skip
+    momentum: float = setting(0.9, group="training", limit=Limit(0, 1, high_open=True), help="SGD's momentum")
+    nesterov: bool = setting(True, group="training", help="Nesterov momentum (needs momentum > 0)")
+    weight_decay: float = setting(5e-4, group="training", limit=Limit(0),
+        help="L2 weight decay, added to SGD's gradient")  # fmt: skip
+    label_smoothing: float = setting(0.0, group="training", limit=Limit(0, 1, high_open=True),
+        help="label smoothing of the training cross-entropy (0: none)")  # fmt: skip
+    grad_clip: float | None = setting(None, group="training", limit=Limit(0),
+        help="clip the gradient's global L2 norm at this value (empty or 0: no clipping)")  # fmt: skip
+    seed: int = setting(0, group="training", limit=Limit(0),
+        help="seed of the data split, the model's initialization and every random draw")  # fmt: skip
+    device: str = setting("auto", group="run", help="auto (CUDA when there is one), cpu, cuda or cuda:K")
+    amp: bool = setting(True, group="run", help="bf16 autocast (CUDA only)")
+    channels_last: bool = setting(True, group="run", help="channels_last memory format (CUDA only)")
+    compile: bool = setting(False, group="run", help="compile the model with torch.compile")
+    eval_batch_size: int = setting(
+        1024, group="run", limit=Limit(1), help="images per forward pass when evaluating"
+    )
+    test_every: int = setting(1, group="run", limit=Limit(1),
+        help="evaluate on the test split every K-th epoch (and always after the last)")  # fmt: skip
+    progress: bool = setting(True, group="run", help="a progress bar and a line per epoch on the terminal")
+    out: str = setting("runs/train", group="run",
+        help="the run's directory: checkpoint.pt, model.pt, metrics.jsonl, config.yaml")  # fmt: skip
+    override: bool = setting(False, group="run",
+        help="with --resume: continue although settings differ from the checkpoint's (not written down)")  # fmt: skip
 
     def validate(self) -> None:
-        """Check every setting's type and range (and normalize ints given for floats).
-
-        Raises:
-            SettingError: the first bad setting, its value and what it allows.
-        """
-        for f in dataclasses.fields(self):
-            object.__setattr__(self, f.name, self.check(f.name, getattr(self, f.name)))
+        super().validate()
         if self.nesterov and self.momentum == 0:
             raise SettingError("momentum", self.momentum, "> 0 with nesterov (or nesterov: false)")
 
     @classmethod
     def check(cls, name: str, value: Any) -> Any:
-        """One setting's value as the config takes it, or :class:`SettingError`."""
-        return _check_setting(cls, name, value)
-
-    @classmethod
-    def fields(cls) -> dict[str, dataclasses.Field]:
-        return {f.name: f for f in dataclasses.fields(cls)}
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any], source: str = "config") -> TrainConfig:
-        """A config from a mapping of settings; errors name ``source`` and the setting."""
-        known = cls.fields()
-        unknown = sorted(set(data) - set(known))
-        if unknown:
-            raise ValueError(f"{source}: unknown setting(s) {unknown}; known: {sorted(known)}")
-        try:
-            return cls(**data)
-        except SettingError as e:
-            raise SettingError(e.name, e.value, e.expected, source) from None
+        if name == "val_size" and not isinstance(value, bool):
+            expected = "a number in [0, 1) (a fraction), or a count >= 0"
+            if isinstance(value, int):  # a count of held-out images (a float is a fraction)
+                if value < 0:
+                    raise SettingError(name, value, expected)
+                return value
+            value = super().check(name, value)
+            if not 0 <= value < 1:
+                raise SettingError(name, value, expected)
+            return value
+        return super().check(name, value)
 
     def to_dict(self) -> dict[str, Any]:
         """The settings the run is made with (``override``, a way to resume, is not one)."""
-        values = dataclasses.asdict(self)
+        values = super().to_dict()
         values.pop("override", None)
         return values
 
-
-def read_config(path: str | Path) -> dict[str, Any]:
-    """Read a YAML config (``yaml.safe_load``: no code runs); errors name the file."""
-    p = Path(path)
-    if not p.is_file():
-        raise FileNotFoundError(f"config file not found: {p}")
-    try:
-        data = yaml.safe_load(p.read_text()) or {}
-    except yaml.YAMLError as e:
-        raise ValueError(f"{p}: not valid YAML: {_yaml_problem(e)}") from None
-    except UnicodeDecodeError:
-        raise ValueError(f"{p}: not a text file (expected YAML settings)") from None
-    except RecursionError:
-        raise ValueError(f"{p}: nested too deeply to be a settings file") from None
-    if not isinstance(data, dict):
-        raise ValueError(f"{p}: expected a mapping of settings, got {type(data).__name__}")
-    return data
+    @classmethod
+    def upgrade(cls, saved: dict[str, Any]) -> dict[str, Any]:
+        """A run's saved settings (its checkpoint's, its config.yaml's) in this version's shape."""
+        return dict(saved)
 
 
 CHECKPOINT_KEYS = ("epoch", "model", "optimizer", "scheduler", "loader", "step", "torch_rng", "history",
@@ -308,12 +205,13 @@ def check_resumable(path: str | Path, saved: dict[str, Any], config: TrainConfig
     Raises:
         ValueError: one line naming the file and the differences.
     """
-    now = config.to_dict()
+    now = flatten(config.to_dict())  # a section's settings as "mcmc.epsilon"
     if ("method" in saved) != ("method" in now):
         made, this = (
             ("autoaug search", "autoaug train") if "method" in saved else ("autoaug train", "autoaug search")
         )
         raise ValueError(f"{path}: made by {made}, not {this}; resume it with {made}")
+    saved = flatten(type(config).upgrade(saved))
 
     def show(keys: list[str]) -> str:
         return ", ".join(f"{k} {saved[k]!r} -> {now[k]!r}" for k in keys)
@@ -331,17 +229,6 @@ def check_resumable(path: str | Path, saved: dict[str, Any], config: TrainConfig
             f"{path}: made with other settings (checkpoint's -> now): {show(changed)}; "
             "resume with the run's settings, or pass --override to continue with the new ones"
         )
-
-
-def _yaml_problem(e: yaml.YAMLError) -> str:
-    """The parser's complaint in one line (its own text quotes the file over several)."""
-    problem = getattr(e, "problem", None) or getattr(e, "context", None) or type(e).__name__
-    mark = getattr(e, "problem_mark", None) or getattr(e, "context_mark", None)
-    where = f" at line {mark.line + 1} column {mark.column + 1}" if mark is not None else ""
-    text = " ".join(str(problem).split()) + where
-    if isinstance(e, yaml.constructor.ConstructorError):
-        text += " (settings are plain values: tags that build objects are refused)"
-    return text
 
 
 def resolve_device(name: str) -> torch.device:
@@ -633,9 +520,7 @@ class Trainer:
             self.out.mkdir(parents=True, exist_ok=True)
             (self.out / "metrics.jsonl").unlink(missing_ok=True)
         if self.rank == 0:
-            atomic_write_text(
-                self.out / "config.yaml", yaml.safe_dump(self.config.to_dict(), sort_keys=False)
-            )
+            atomic_write_text(self.out / "config.yaml", to_yaml(self.config, CONFIG_HEADER))
         self.model.train()
         while self.epoch < self.config.epochs:
             epoch = self.epoch
@@ -695,14 +580,12 @@ def train(config: TrainConfig, resume: bool = False) -> dict[str, Any]:
 
 __all__ = [
     "PolicyStep",
-    "SettingError",
     "Step",
     "TrainConfig",
     "Trainer",
     "TrainingDiverged",
     "check_resumable",
     "read_checkpoint",
-    "read_config",
     "resolve_device",
     "train",
 ]

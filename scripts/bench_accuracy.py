@@ -53,7 +53,6 @@ Run:
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import os
 import platform
@@ -67,7 +66,8 @@ from pathlib import Path
 import torch
 import yaml
 
-from autoaug.search import SearchConfig, get_searcher
+from autoaug.search import SECTIONS, SearchConfig, get_searcher
+from autoaug.settings import flatten
 from autoaug.train import TrainConfig, Trainer
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -90,7 +90,16 @@ SETTING_KEYS = (
     "constraint",
 )
 # SearchConfig fields that change how a search runs, not what it finds (a finished one is reused across them).
-HOW_IT_RUNS = {"device", "progress", "out", "test_every", "override", "data_root", "heartbeat", "storage"}
+HOW_IT_RUNS = {
+    "device",
+    "progress",
+    "out",
+    "test_every",
+    "override",
+    "data_root",
+    "optuna.heartbeat",
+    "optuna.storage",
+}
 FIXED = "none,hflip,hflip-crop-erase,randaugment,trivialaugment,autoaugment"
 SEARCH = "mcmc,bilevel,optuna"
 SETTINGS = {
@@ -108,10 +117,10 @@ SETTINGS = {
 def parse_methods(text: str) -> list[tuple[str, str, dict]]:
     """``none,mcmc[n_aug=0.5,fused=true]`` -> ``[(label, method, overrides), ...]``.
 
-    A searcher may carry settings in brackets: fields of :class:`SearchConfig`, values read as
-    YAML scalars. They make a variant with its own row and its own run directories.
+    A searcher may carry settings in brackets: its settings as ``autoaug search --method M``
+    takes them (the common fields of :class:`SearchConfig` and those of the method's section),
+    values read as YAML scalars. They make a variant with its own row and its own run directories.
     """
-    fields = {f.name for f in dataclasses.fields(SearchConfig)}
     parsed = []
     for label in (m.strip() for m in re.split(r",(?![^\[]*\])", text)):
         if not label:
@@ -121,18 +130,21 @@ def parse_methods(text: str) -> list[tuple[str, str, dict]]:
             raise SystemExit(f"--methods: cannot read {label!r}; write METHOD or METHOD[key=value,...]")
         method, body = match.group(1), match.group(2)
         overrides: dict = {}
-        for item in filter(None, (x.strip() for x in (body or "").split(","))):
+        items = list(filter(None, (x.strip() for x in (body or "").split(","))))
+        if items and method not in SEARCHERS:
+            raise SystemExit(
+                f"--methods: {label}: settings in brackets apply to searchers ({', '.join(sorted(SEARCHERS))})"
+            )
+        fields = set(SearchConfig.fields()) - set(SECTIONS) | set(SECTIONS[method].fields() if items else ())
+        for item in items:
             key, eq, value = item.partition("=")
             key = key.strip()
             if not eq or key not in fields:
                 raise SystemExit(
-                    f"--methods: {label}: {item!r} is not KEY=VALUE with KEY a SearchConfig field"
+                    f"--methods: {label}: {item!r} is not KEY=VALUE with KEY a setting of {method} "
+                    f"(a common SearchConfig field or one of its {method} section)"
                 )
             overrides[key] = yaml.safe_load(value)
-        if overrides and method not in SEARCHERS:
-            raise SystemExit(
-                f"--methods: {label}: settings in brackets apply to searchers ({', '.join(sorted(SEARCHERS))})"
-            )
         parsed.append((label, method, overrides))
     return parsed
 
@@ -180,26 +192,25 @@ def search_config(
 ) -> SearchConfig:
     """The search of a benchmark run: the searcher's defaults, the setting's data, model, epochs
     and space, the benchmark's flags, then the method's bracketed settings."""
-    cfg = SearchConfig(method=method, space=args.space, **_common(args, seed, out))
-    if args.epsilon is not None:
-        cfg.epsilon = args.epsilon
-    if args.constraint:
-        cfg.constraint = args.constraint
-    if args.optuna_trials is not None:
-        cfg.n_trials = args.optuna_trials
-    if args.trial_epochs is not None:
-        cfg.trial_epochs = args.trial_epochs
+    cfg = SearchConfig.of(method=method, space=args.space, **_common(args, seed, out))
+    flags = {"epsilon": args.epsilon, "constraint": args.constraint or None, "n_trials": args.optuna_trials,
+             "trial_epochs": args.trial_epochs}  # fmt: skip
     if method == "optuna":
-        cfg.study_name = f"bench-{args.dataset}-s{seed}"
-    for key, value in overrides.items():
-        setattr(cfg, key, value)
-    cfg.validate()
-    return cfg
+        flags["study_name"] = f"bench-{args.dataset}-s{seed}"
+    own = SECTIONS[method].fields()  # a flag goes to the methods that have the setting
+    return cfg.replace(**{k: v for k, v in flags.items() if v is not None and k in own}, **overrides)
 
 
 def trains_the_model(cfg: SearchConfig) -> bool:
     """Whether the search trains the task's model (its accuracy is worth a column)."""
-    return cfg.method == "mcmc" or (cfg.method == "bilevel" and cfg.mode == "online")
+    return cfg.method == "mcmc" or (cfg.method == "bilevel" and cfg.bilevel.mode == "online")
+
+
+def _what_it_finds(settings: dict) -> dict:
+    """A search's saved settings, flat (``mcmc.n_aug``), less those that change only how it runs;
+    a search saved by an older autoaug (one flat mapping) is read in this version's shape."""
+    flat = flatten(SearchConfig.upgrade(settings))
+    return {k: v for k, v in flat.items() if k not in HOW_IT_RUNS and k != "policy"}
 
 
 def run_search(cfg: SearchConfig, tag: str) -> dict:
@@ -207,13 +218,11 @@ def run_search(cfg: SearchConfig, tag: str) -> dict:
     it ends, which marks it finished. A resumed search's time counts from the resume."""
     search = Path(cfg.out)
     timing = search / "search_seconds.json"
-    settings = json.loads(
-        json.dumps({k: v for k, v in dataclasses.asdict(cfg).items() if k not in HOW_IT_RUNS})
-    )
+    settings = json.loads(json.dumps(cfg.to_dict()))
     if timing.is_file():
         done = json.loads(timing.read_text())
-        changed = sorted(k for k in settings.keys() | done.get("settings", {}).keys()
-                         if settings.get(k) != done.get("settings", {}).get(k))  # fmt: skip
+        now, then = _what_it_finds(settings), _what_it_finds(done.get("settings", {}))
+        changed = sorted(k for k in now.keys() | then.keys() if now.get(k) != then.get(k))
         if changed:
             raise SystemExit(
                 f"[{tag}] {search} was searched with other settings ({', '.join(changed)}); "
@@ -378,8 +387,13 @@ def main(argv: list[str] | None = None, default_methods: str | None = None) -> N
     ap.add_argument(
         "--trial-epochs", type=int, default=None, help="optuna's trial_epochs (default: the searcher's)"
     )
-    ap.add_argument("--epsilon", type=float, default=None, help="MCMC margin (default: the searcher's)")
-    ap.add_argument("--constraint", default=None, help="MCMC constraint: single or per_op")
+    ap.add_argument(
+        "--epsilon",
+        type=float,
+        default=None,
+        help="the invariance margin of mcmc and bilevel (default: the searcher's)",
+    )
+    ap.add_argument("--constraint", default=None, help="mcmc's constraint: single or per_op")
     ap.add_argument(
         "--test-every",
         type=int,

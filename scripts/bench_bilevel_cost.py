@@ -56,11 +56,11 @@ def main() -> None:
 
     common = dict(dataset=args.dataset, train_size=args.train_size, model=args.model, epochs=args.epochs,
                   batch_size=args.batch_size, device=args.device, progress=False, test_every=5)  # fmt: skip
-    search_cfg = SearchConfig(method="bilevel", mode="search", space=args.space, **common)
+    search_cfg = SearchConfig.of(method="bilevel", mode="search", space=args.space, **common)
     if args.unroll:
-        search_cfg.unroll = args.unroll
+        search_cfg = search_cfg.replace(unroll=args.unroll)
     if args.policy_every:
-        search_cfg.policy_every = args.policy_every
+        search_cfg = search_cfg.replace(policy_every=args.policy_every)
     times: dict[str, list[float]] = {"plain": [], "search": []}
     details: dict[str, dict] = {}
     with tempfile.TemporaryDirectory(prefix="bilevel_cost_") as tmp:
@@ -74,7 +74,7 @@ def main() -> None:
                 metrics = Trainer(TrainConfig(policy="none", out=str(run), **common)).fit()
                 details["plain"] = {"test_acc": metrics.get("test_acc"), "epochs": args.epochs}
             else:
-                cfg = SearchConfig(**{**search_cfg.to_dict(), "out": str(run)})
+                cfg = search_cfg.replace(out=str(run))
                 result = get_searcher("bilevel")(cfg).run()
                 details["search"] = {"proxy_epochs": result.summary["epochs"],
                                      "proxy_train_images": result.summary["train_images"],

@@ -106,10 +106,10 @@ def main() -> None:
             batches.append(next(it))
 
     def mcmc(**kw):
-        return MCMCStep(SearchConfig(**{**cfg.to_dict(), **kw}))
+        return MCMCStep(cfg.replace(**kw))
 
     def bilevel(**kw):
-        step = BilevelStep(SearchConfig(**{**cfg.to_dict(), "method": "bilevel", **kw}))
+        step = BilevelStep(cfg.replace(method="bilevel", **kw))
         step.bind(trainer)
         return step
 

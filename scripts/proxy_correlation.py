@@ -229,7 +229,9 @@ MEASURES = ("best_of_1", "best_of_2", "best_of_3", "best_of_5", "acc", "neg_loss
 def search_config(out: Path):
     from autoaug.search import SearchConfig
 
-    return SearchConfig(method="optuna", seed=0, progress=False, out=str(out / "search"), **SETTING, **SEARCH)
+    return SearchConfig.of(
+        method="optuna", seed=0, progress=False, out=str(out / "search"), **SETTING, **SEARCH
+    )
 
 
 def search(out: Path) -> dict:
@@ -253,7 +255,7 @@ def search(out: Path) -> dict:
     # measured under the same load.
     batch, epochs = SETTING["batch_size"], SETTING["epochs"]
     plain_images = round(SETTING["train_size"] * 0.9) // batch * batch * epochs
-    fit_images = round(SETTING["train_size"] * (1 - cfg.proxy_holdout)) // batch * batch * epochs
+    fit_images = round(SETTING["train_size"] * (1 - cfg.optuna.proxy_holdout)) // batch * batch * epochs
     plain_estimate = fit_seconds * plain_images / fit_images
     cost = {
         "wall_s": wall,
@@ -293,7 +295,7 @@ def score_policies(named: dict[str, str], out: Path, base: bool = False) -> dict
             flip = Policy([[OpEntry("hflip", 1.0, 0.5)]], space="symmetry", name="hflip")
             train = {k: v for k, v in dataclasses.asdict(cfg).items()
                      if k in TrainConfig.fields() and k not in ("out", "dataset", "seed")}  # fmt: skip
-            proxy = DensityProxy(data, holdout=cfg.proxy_holdout, draws=5, seed=cfg.seed, base=flip,
+            proxy = DensityProxy(data, holdout=cfg.optuna.proxy_holdout, draws=5, seed=cfg.seed, base=flip,
                                  out=out / "proxy_base_hflip", **train)  # fmt: skip
         else:
             proxy = density_proxy(cfg, data, draws=5)

@@ -85,7 +85,7 @@ def simulate(sampler: str, per_op: bool, n: int = 2000, epochs: int = 30, batch:
     ``shuffle_images`` scores the visits against other images' targets (a control: it must give
     an agreement near 0).
     """
-    cfg = SearchConfig(
+    cfg = SearchConfig.of(
         space=space,
         levels=levels,
         constraint="per_op" if per_op else "single",
@@ -133,7 +133,7 @@ def simulate(sampler: str, per_op: bool, n: int = 2000, epochs: int = 30, batch:
             shown = idx[torch.randperm(len(idx), generator=order_gen)] if shuffle_images else idx
             visits.append((shown, state["op"], state["level"]))
     agreement, tv = _score(visits, table, per_op)
-    return {"sampler": sampler, "constraint": cfg.constraint, "agreement": agreement, "marginal_tv": tv,
+    return {"sampler": sampler, "constraint": cfg.mcmc.constraint, "agreement": agreement, "marginal_tv": tv,
             "images": n, "epochs": epochs, "states": k * levels, "shuffled_control": shuffle_images}  # fmt: skip
 
 

@@ -13,7 +13,7 @@ from autoaug.train import Trainer
 
 
 def main(out: str) -> None:
-    cfg = SearchConfig(dataset="glyphs", train_size=256, val_size=64, batch_size=32, epochs=2, levels=5,
+    cfg = SearchConfig.of(dataset="glyphs", train_size=256, val_size=64, batch_size=32, epochs=2, levels=5,
                        space="standard", progress=False, out=out, seed=3, device="cpu")  # fmt: skip
     step = MCMCStep(cfg)
     trainer = Trainer(cfg, step=step)

@@ -31,7 +31,7 @@ def one_thread():
 def run(tmp_path_factory):
     """A real search run: 2 epochs on 256 glyphs, the standard space (14 ops), 5 levels."""
     out = tmp_path_factory.mktemp("search") / "run"
-    config = SearchConfig(dataset="glyphs", train_size=256, val_size=64, batch_size=64, epochs=2, levels=5,
+    config = SearchConfig.of(dataset="glyphs", train_size=256, val_size=64, batch_size=64, epochs=2, levels=5,
                           space="standard", progress=False, out=str(out), seed=1)  # fmt: skip
     get_searcher("mcmc")(config).run()
     return out
@@ -193,7 +193,7 @@ def test_default_search_agrees_with_the_ground_truth(dataset, tmp_path):
     from autoaug.data import load_dataset
 
     out = tmp_path / dataset
-    get_searcher("mcmc")(SearchConfig(dataset=dataset, progress=False, out=str(out))).run()
+    get_searcher("mcmc")(SearchConfig.of(dataset=dataset, progress=False, out=str(out))).run()
     assert main(["analyze", str(out), "--images", "500", "--no-lie"]) == 0
     report = json.loads((out / "analysis" / FILES["json"]).read_text())
     truth = load_dataset(dataset, train_size=64).ground_truth

@@ -132,7 +132,7 @@ def test_a_tiny_benchmark_reports_what_each_run_measured_and_reuses_runs(idx_dir
     assert again["kept"]["methods"] == ["mcmc[n_aug=0.5]"]
     assert {p: p.stat().st_mtime_ns for p in stamps} == stamps
     # A finished search is reused only with the settings it was searched with.
-    with pytest.raises(SystemExit, match=r"other settings \(epsilon\)"):
+    with pytest.raises(SystemExit, match=r"other settings \(mcmc.epsilon\)"):
         bench_accuracy.main(
             ["--methods", "mcmc[n_aug=0.5]", "--epsilon", "0.3", *_common(idx_dir, tmp_path, "0")]
         )

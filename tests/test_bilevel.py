@@ -161,7 +161,7 @@ def _tiny(tmp_path, name, **kw):
                 space="symmetry", progress=False, out=str(tmp_path / name), seed=3, probe_size=32,
                 mode="online", test_every=100)  # fmt: skip
     base.update(kw)
-    return SearchConfig(**base)
+    return SearchConfig.of(**base)
 
 
 def test_seeded_run_resumes_to_the_uninterrupted_result_and_is_readable(tmp_path):

@@ -40,7 +40,7 @@ def test_acceptance_rule_on_known_losses():
 
 def test_chain_law_approaches_the_loss_proportional_target():
     """Chains moved by MCMCStep's own proposal on a fixed loss table end up ∝ the loss."""
-    cfg = SearchConfig(space="standard", levels=4, constraint="single", seed=0)
+    cfg = SearchConfig.of(space="standard", levels=4, constraint="single", seed=0)
     step = MCMCStep(cfg)
     space: StateSpace = step.states
     k, lv = space.size, space.levels
@@ -91,7 +91,7 @@ def test_each_image_is_trained_on_its_own_law():
 
 
 def test_chains_are_kept_per_image_across_visits():
-    step = MCMCStep(SearchConfig(space="standard", levels=5, constraint="single", seed=0))
+    step = MCMCStep(SearchConfig.of(space="standard", levels=5, constraint="single", seed=0))
     index = torch.tensor([7, 3, 11])
     first = step.chains.start(3, index)
     step.chains.keep(index, first)
@@ -106,7 +106,7 @@ def test_chains_are_kept_per_image_across_visits():
 def test_every_op_is_visited_when_there_are_fewer_copies_than_ops():
     """A batch of 16 with n_aug 0.5 has 8 copies for the 23 ops of the symmetry space: the ops
     are dealt in turn, so every op is visited, evenly."""
-    step = MCMCStep(SearchConfig(space="symmetry", constraint="per_op", batch_size=16, n_aug=0.5))
+    step = MCMCStep(SearchConfig.of(space="symmetry", constraint="per_op", batch_size=16, n_aug=0.5))
     k = step.states.size
     dealt = torch.cat([step.chains.start(8, None)["op"] for _ in range(k)])  # 8·23 copies
     assert torch.bincount(dealt, minlength=k).tolist() == [8] * k
@@ -115,7 +115,7 @@ def test_every_op_is_visited_when_there_are_fewer_copies_than_ops():
 
 
 def test_single_dual_update():
-    cfg = SearchConfig(constraint="single", dual_lr=0.1, epsilon=0.5)
+    cfg = SearchConfig.of(constraint="single", dual_lr=0.1, epsilon=0.5)
     lam = torch.zeros(1, dtype=torch.float64)
     # Mean augmented loss 1.5 over 4 copies: λ rises by 0.1 · (1.5 − 0.5).
     lam = single_dual_step(lam, torch.tensor([6.0]), torch.tensor([4.0]), cfg)
@@ -133,7 +133,7 @@ def test_single_dual_update():
 
 
 def test_per_op_dual_step_reaches_the_resilient_equilibrium():
-    cfg = SearchConfig(dual_lr=0.15, relax_lr=0.05, relax_alpha=2.0, epsilon=0.3)
+    cfg = SearchConfig.of(dual_lr=0.15, relax_lr=0.05, relax_alpha=2.0, epsilon=0.3)
     lam = torch.zeros(3, dtype=torch.float64)
     relax = torch.zeros(3, dtype=torch.float64)
     loss_sum = torch.tensor([2.6, 0.2, 0.0])  # op 0: two copies at 1.3, cannot meet ε; op 1 meets it
@@ -155,7 +155,7 @@ def test_the_documented_relaxation_cost_is_the_real_one():
     averaged over the ops instead of summing would land elsewhere (α/K in effect)."""
     alpha, eps = 1.0, 0.2
     b, c = torch.tensor([0.0, 1.0], dtype=torch.float64), torch.tensor([0.0, 0.0], dtype=torch.float64)
-    cfg = SearchConfig(dual_lr=0.1, relax_lr=0.05, relax_alpha=alpha, epsilon=eps)
+    cfg = SearchConfig.of(dual_lr=0.1, relax_lr=0.05, relax_alpha=alpha, epsilon=eps)
     theta = torch.zeros(1, dtype=torch.float64, requires_grad=True)
     opt = torch.optim.SGD([theta], lr=0.02)
     lam, relax = torch.zeros(2, dtype=torch.float64), torch.zeros(2, dtype=torch.float64)
@@ -187,14 +187,14 @@ def test_the_documented_relaxation_cost_is_the_real_one():
 def test_the_learned_policy_is_continuous_in_the_duals():
     """All λ = 0 is no augmentation; a tiny λ on one op is that op with a tiny probability; λ on
     an unmet op alone is (nearly) no augmentation, like its neighbours; a met op's λ counts."""
-    cfg = SearchConfig(dataset="glyphs", space="symmetry", progress=False, levels=5, epsilon=0.6)
+    cfg = SearchConfig.of(dataset="glyphs", space="symmetry", progress=False, levels=5, epsilon=0.6)
     step = MCMCStep(cfg)
     ops = step.states.ops
     k = len(ops)
 
     def policy(lam, relax=None):
         step.history = [{"lambda": lam, "relaxation": relax or [0.0] * k, "op_aug_loss": {}, "op_proposal_loss": {},
-                         "histogram": [[1.0] * cfg.levels for _ in range(k)], "acceptance": 0.5}]  # fmt: skip
+                         "histogram": [[1.0] * cfg.mcmc.levels for _ in range(k)], "acceptance": 0.5}]  # fmt: skip
         p = step.learned_policy()
         return (
             {e.op: e.prob * e.weight / sum(x.weight for x in p.stages[0]) for e in p.stages[0]}
@@ -223,7 +223,7 @@ def _tiny(tmp_path, name, **kw):
     base = dict(dataset="glyphs", train_size=256, val_size=64, batch_size=64, epochs=2, levels=5, progress=False,
                 space="standard", out=str(tmp_path / name), seed=3)  # fmt: skip
     base.update(kw)
-    return SearchConfig(**base)
+    return SearchConfig.of(**base)
 
 
 def test_same_seed_same_policy(tmp_path):
@@ -300,7 +300,9 @@ def test_unmet_ops_are_left_out_of_the_learned_policy(tmp_path):
     epochs, ops = _history(series, {"hflip": 1.2, "scale": 0.55, "rotate": 0.0})
     assert [name for name, _ in unmet_ops(epochs, ops, 0.6)] == ["hflip", "scale"]
 
-    cfg = SearchConfig(dataset="glyphs", train_size=64, space="symmetry", progress=False, out=str(tmp_path))
+    cfg = SearchConfig.of(
+        dataset="glyphs", train_size=64, space="symmetry", progress=False, out=str(tmp_path)
+    )
     step = MCMCStep(cfg)
     k = step.states.size
     relax = [0.0] * k
@@ -309,7 +311,7 @@ def test_unmet_ops_are_left_out_of_the_learned_policy(tmp_path):
     lam = [0.3] * k
     loss = {o: 0.5 for o in step.states.ops} | {"hflip": 1.8, "scale": 1.0}
     step.history = [{"lambda": lam, "relaxation": relax, "op_aug_loss": loss, "op_proposal_loss": loss,
-                     "histogram": [[1.0] * cfg.levels for _ in range(k)], "acceptance": 0.5}]  # fmt: skip
+                     "histogram": [[1.0] * cfg.mcmc.levels for _ in range(k)], "acceptance": 0.5}]  # fmt: skip
     policy = step.learned_policy()
     weight = {e.op: e.weight for e in policy.stages[0]}
     # hflip's relaxation is above ε: no weight left; scale's is near it: a sixth of rotate's.
@@ -341,7 +343,7 @@ def test_fused_pass_gives_the_same_losses_and_gradients(tmp_path):
     results = []
     for fused in (False, True):
         cfg = _tiny(tmp_path, f"fused{fused}")
-        cfg.fused, cfg.chain_length = fused, 1
+        cfg = cfg.replace(fused=fused, chain_length=1)
         step = MCMCStep(cfg)
         torch.manual_seed(0)
         trainer = Trainer(cfg, step=step)

@@ -138,7 +138,7 @@ def _config(data: str, out: Path, **kw) -> SearchConfig:
     values = dict(method="optuna", dataset=data, batch_size=32, epochs=1, trial_epochs=1, n_trials=3,
                   space="standard", optuna_space="randaugment", progress=False, out=str(out))  # fmt: skip
     values.update(kw)
-    return SearchConfig(**values)
+    return SearchConfig.of(**values)
 
 
 def _worker(data: str, out: Path, url: str, study: str, *extra: str) -> subprocess.Popen:

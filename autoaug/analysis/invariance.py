@@ -62,8 +62,8 @@ from autoaug.data import Dataset, load_dataset
 from autoaug.models import Classifier, build_model
 from autoaug.ops import get_op, warp
 from autoaug.policy import atomic_write_text
+from autoaug.settings import read_config
 from autoaug.spaces import default_range, get_space
-from autoaug.train import read_config
 
 LIE_GENERATORS: tuple[str, ...] = ("translate_x", "translate_y", "rotate", "scale", "shear_x", "shear_y")
 LIE_EPS = 1e-3  # the offsets of the warp's central difference (the image tangent; see the module doc)

@@ -454,7 +454,7 @@ def analyze_run(
         ValueError: files that are not what a search writes; an unknown dataset.
     """
     from autoaug.data import load_dataset
-    from autoaug.train import read_config
+    from autoaug.settings import read_config
 
     run = Path(run_dir)
     stats = SearchStats.from_run(run)  # fails first and fast: no run, no history

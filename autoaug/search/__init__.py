@@ -4,6 +4,24 @@
 method; see :mod:`autoaug.search.base` for the contract every searcher follows.
 """
 
-from autoaug.search.base import SearchConfig, Searcher, SearchResult, get_searcher
+from autoaug.search.base import (
+    SECTIONS,
+    BilevelConfig,
+    McmcConfig,
+    OptunaConfig,
+    SearchConfig,
+    Searcher,
+    SearchResult,
+    get_searcher,
+)
 
-__all__ = ["SearchConfig", "SearchResult", "Searcher", "get_searcher"]
+__all__ = [
+    "SECTIONS",
+    "BilevelConfig",
+    "McmcConfig",
+    "OptunaConfig",
+    "SearchConfig",
+    "SearchResult",
+    "Searcher",
+    "get_searcher",
+]

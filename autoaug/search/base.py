@@ -12,6 +12,8 @@ Lifecycle: ``searcher = get_searcher(config.method)(config)``; ``result = search
 from __future__ import annotations
 
 import abc
+import dataclasses
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
@@ -19,83 +21,265 @@ from typing import Any, ClassVar
 import torch
 
 from autoaug.policy import Policy
-from autoaug.train import Limit, TrainConfig
+from autoaug.settings import Limit, Settings, setting
+from autoaug.train import TrainConfig
+
+
+@dataclass
+class McmcConfig(Settings):
+    """``mcmc:`` settings: MCMC under an invariance constraint (Hounie, Chamon & Ribeiro, ICML 2023;
+    resilient relaxations, NeurIPS 2023): autoaug/search/mcmc.py."""
+
+    SECTION: ClassVar[str] = "mcmc"
+
+    levels: int = setting(30, limit=Limit(1),
+        help="magnitude levels of each op's chain states (DESIGN.md: 30)")  # fmt: skip
+    constraint: str = setting("per_op",
+        help="per_op: one dual variable and one resilient relaxation per op; single: one dual variable")  # fmt: skip
+    epsilon: float = setting(0.6, limit=Limit(0),
+        help="margin ε of the invariance constraint: the augmented cross-entropy held under it, in nats")  # fmt: skip
+    dual_lr: float = setting(0.02, limit=Limit(0),
+        help="dual step per batch: the total multiplier moves by dual_lr times the excess loss (per_op: "
+             "each op's by dual_lr / the number of ops)")  # fmt: skip
+    chain_length: int = setting(1, limit=Limit(0),
+        help="Metropolis-Hastings steps per image per visit (0: no step, the state the chain starts from)")  # fmt: skip
+    n_aug: float = setting(0.5, limit=Limit(0, low_open=True),
+        help="augmented copies per image and batch; below 1, that fraction of each batch gets one")  # fmt: skip
+    fused: bool = setting(False,
+        help="one forward pass over the clean and augmented images (BatchNorm statistics over both)")  # fmt: skip
+    relax_alpha: float = setting(0.1, limit=Limit(0),
+        help="cost α of the resilient relaxation h(u) = α·u²/2 per op; at equilibrium α·u = λ")  # fmt: skip
+    relax_lr: float = setting(0.4, limit=Limit(0), help="step of the relaxations u per batch")
+    policy_epochs: int = setting(0, limit=Limit(0),
+        help="the learned policy is what the model trained on over the last K epochs (0: all epochs)")  # fmt: skip
+
+    # Settings that make another search: a checkpoint made with other values is refused.
+    IDENTITY: ClassVar[tuple[str, ...]] = ("levels", "constraint")
+
+
+@dataclass
+class BilevelConfig(Settings):
+    """``bilevel:`` settings: a differentiable policy by one-step unrolled hypergradient (Faster
+    AutoAugment, DADA): autoaug/search/bilevel.py."""
+
+    SECTION: ClassVar[str] = "bilevel"
+
+    mode: str = setting("search",
+        help="search: learn a policy on a proxy model, for autoaug train --policy; online: train the model "
+             "and the policy together")  # fmt: skip
+    stages: int = setting(2, limit=Limit(1), help="ops applied one after the other to each image")
+    temperature: float = setting(0.5, limit=Limit(0, low_open=True),
+        help="temperature τ of the Gumbel-softmax (which op) and the relaxed Bernoulli (whether)")  # fmt: skip
+    relaxation: str = setting("hard",
+        help="hard: one op per image, straight-through; soft: every op on every image, mixed (K times the cost)")  # fmt: skip
+    unroll: str = setting("second_order",
+        help="the hypergradient: second_order (autograd through the inner step) or first_order (finite "
+             "differences)")  # fmt: skip
+    policy_lr: float = setting(
+        0.03, limit=Limit(0, low_open=True), help="Adam's learning rate on the policy's logits"
+    )
+    policy_every: int = setting(2, limit=Limit(1), help="a policy update every K model steps")
+    epsilon: float = setting(0.6, limit=Limit(0),
+        help="target ε of the two-sided constraint: the augmented cross-entropy is held at it, in nats")  # fmt: skip
+    dual_lr: float = setting(0.02, limit=Limit(0),
+        help="step of the signed dual variable per batch, times the augmented loss's distance from ε")  # fmt: skip
+    proxy_data: float = setting(0.5, limit=Limit(0, 1, low_open=True),
+        help="mode search: the proxy trains on this fraction of the training images")  # fmt: skip
+    proxy_epochs: float = setting(0.3, limit=Limit(0, 1, low_open=True),
+        help="mode search: the proxy trains for this fraction of epochs")  # fmt: skip
+    init_prob: float = setting(0.5, limit=Limit(0, 1), help="the application probability every op starts at")
+    init_magnitude: float = setting(
+        0.3, limit=Limit(0, 1), help="the magnitude (in [0, 1]) every op starts at"
+    )
+    probe_size: int = setting(128, limit=Limit(1),
+        help="training images on which each op's augmented loss is measured per epoch")  # fmt: skip
+
+    IDENTITY: ClassVar[tuple[str, ...]] = ("mode", "stages", "relaxation")
+
+
+@dataclass
+class OptunaConfig(Settings):
+    """``optuna:`` settings: TPE over policies, each scored by a proxy (Fast AutoAugment's density
+    matching by default): autoaug/search/optuna.py."""
+
+    SECTION: ClassVar[str] = "optuna"
+
+    n_trials: int = setting(20, limit=Limit(1),
+        help="the study's budget: finished (complete or pruned) trials over all workers")  # fmt: skip
+    optuna_space: str = setting("families",
+        help="what TPE searches: families (RandAugment's N and M, a probability, which op families), "
+             "policy (a weight and magnitude per op), randaugment (N, M, which ops)")  # fmt: skip
+    proxy: str = setting("density",
+        help="density: one model trained once (epochs), policies scored on augmented held-out images; "
+             "train: a short training per trial")  # fmt: skip
+    proxy_holdout: float = setting(0.5, limit=Limit(0, 1, low_open=True, high_open=True),
+        help="fraction of the training images held out to score policies on (the rest trains the proxy)")  # fmt: skip
+    proxy_draws: int = setting(3, limit=Limit(1), help="proxy density: augmented draws per held-out image")
+    proxy_score: str = setting("best",
+        help="proxy density: best (an image counts when some draw is right, Fast AA), acc, loss or min_loss")  # fmt: skip
+    trial_epochs: int = setting(3, limit=Limit(1), help="proxy train: epochs of each trial's training")
+    pruner: str = setting("median",
+        help="proxy train: median, hyperband or none (stops bad trials in their second half)")  # fmt: skip
+    storage: str | None = setting(None,
+        help="an Optuna storage URL (postgresql://...) that workers share (empty: sqlite:///OUT/study.db)")  # fmt: skip
+    study_name: str | None = setting(None,
+        help="the study to create, join or resume (empty: autoaug-DATASET-OPTUNA_SPACE)")  # fmt: skip
+    heartbeat: int = setting(10, limit=Limit(1),
+        help="seconds between a running trial's heartbeats; silent for twice that, it counts as failed")  # fmt: skip
+
+    IDENTITY: ClassVar[tuple[str, ...]] = ("optuna_space",)
+    # n_trials: a study may be given more trials when it is joined again.
+    RESUMABLE_CHANGES: ClassVar[tuple[str, ...]] = ("n_trials", "heartbeat")
+
+
+SECTIONS: dict[str, type[Settings]] = {"mcmc": McmcConfig, "bilevel": BilevelConfig, "optuna": OptunaConfig}
+"""Each search method's section of settings, by method."""
 
 
 @dataclass
 class SearchConfig(TrainConfig):
-    """Settings of a search: the trainer's, plus the search method and its knobs."""
+    """Settings of a search: the trainer's, the method and space, and one section per method
+    (``mcmc``, ``bilevel``, ``optuna``) of which the run uses its method's.
 
-    epochs: int = 8  # the default search: about 4.5 minutes on 2 CPU cores (10 epochs took 5.4)
-    method: str = "mcmc"
-    space: str = "symmetry"
-    levels: int = 30  # magnitude levels of the sampler (DESIGN.md: 30)
-    # MCMC (Hounie, Chamon & Ribeiro, ICML 2023)
-    constraint: str = "per_op"  # "single": one dual variable; "per_op": one per op, resilient
-    epsilon: float = 0.6  # margin of the invariance constraint
-    dual_lr: float = 0.02  # step of the total multiplier; per op, each λ_g moves by dual_lr / (number of ops)
-    chain_length: int = 1  # Metropolis-Hastings steps per image per visit
-    n_aug: float = 0.5  # augmented copies per image; below 1, only that fraction of each batch gets one
-    fused: bool = False  # one forward over the clean and augmented images (BatchNorm statistics over both)
-    relax_alpha: float = 0.1  # resilient relaxation cost h(u) = alpha·u²/2 per op; at equilibrium alpha·u = λ
-    relax_lr: float = 0.4
-    policy_epochs: int = 0  # the learned policy is what the model trained on over the last K epochs; 0: all
-    interpolation: str = "bilinear"
-    # optuna (black-box search, autoaug/search/optuna.py): TPE over policies, each scored by a proxy
-    n_trials: int = 20  # the study's budget: finished (complete or pruned) trials over all workers
-    proxy: str = "density"  # "density": one model, policies scored on augmented held-out data; "train"
-    proxy_holdout: float = 0.5  # of the training images, held out to score on (the rest trains the proxy)
-    proxy_draws: int = 3  # density: augmented draws per held-out image
-    proxy_score: str = "best"  # density: "best" (some draw right, Fast AA), "acc", "loss", "min_loss"
-    trial_epochs: int = 3  # proxy "train": epochs of each trial's proxy training
-    optuna_space: str = "families"  # RandAugment's N, M, a probability, op families; "policy"; "randaugment"
-    pruner: str = "median"  # proxy "train": "median", "hyperband" or "none" (density: nothing to prune)
-    storage: str | None = None  # an Optuna storage URL (postgresql://...); default sqlite:///OUT/study.db
-    study_name: str | None = None  # the study to create, join or resume; default autoaug-DATASET-SPACE
-    heartbeat: int = 10  # seconds between a running trial's heartbeats; silent for 2x that = failed
-    # bilevel (differentiable, hypergradient: Faster AutoAugment, DADA; autoaug/search/bilevel.py)
-    mode: str = "search"  # "search": a policy learned on a proxy; "online": the model and the policy together
-    stages: int = 2  # ops applied one after the other
-    temperature: float = 0.5  # of the Gumbel-softmax and the relaxed Bernoulli
-    relaxation: str = "hard"  # "hard": one op per image, straight-through; "soft": every op, mixed (K x cost)
-    unroll: str = "second_order"  # hypergradient through the inner step; "first_order": finite differences
-    policy_lr: float = 0.03  # Adam on the policy's logits
-    policy_every: int = 2  # a policy update every k model steps
-    proxy_data: float = 0.5  # search mode: the proxy trains on this fraction of the training images
-    proxy_epochs: float = 0.3  # search mode: and for this fraction of `epochs`
-    init_prob: float = 0.5
-    init_magnitude: float = 0.3
-    probe_size: int = 128  # training images on which each op's loss is measured per epoch
-    out: str = "runs/search"
+    In YAML a section is a mapping under its method's name; on the command line its settings
+    are plain flags (``--epsilon``), which go to the chosen method's section. The resolved
+    ``config.yaml`` of a run holds the common settings and its method's section only.
 
-    LIMITS: ClassVar[dict[str, Limit]] = TrainConfig.LIMITS | {
-        "levels": Limit(1),
-        "epsilon": Limit(0),
-        "dual_lr": Limit(0),
-        "chain_length": Limit(0),
-        "n_aug": Limit(0, low_open=True),
-        "relax_alpha": Limit(0),
-        "relax_lr": Limit(0),
-        "policy_epochs": Limit(0),
-        "n_trials": Limit(1),
-        "trial_epochs": Limit(1),
-        "proxy_holdout": Limit(0, 1, low_open=True, high_open=True),
-        "proxy_draws": Limit(1),
-        "heartbeat": Limit(1),
-        "stages": Limit(1),
-        "temperature": Limit(0, low_open=True),
-        "policy_lr": Limit(0, low_open=True),
-        "policy_every": Limit(1),
-        "proxy_data": Limit(0, 1, low_open=True),
-        "proxy_epochs": Limit(0, 1, low_open=True),
-        "init_prob": Limit(0, 1),
-        "init_magnitude": Limit(0, 1),
-        "probe_size": Limit(1),
-    }
-    # n_trials: an optuna study may be given more trials when it is joined again.
-    RESUMABLE_CHANGES: ClassVar[tuple[str, ...]] = (*TrainConfig.RESUMABLE_CHANGES, "n_trials", "heartbeat")
-    IDENTITY: ClassVar[tuple[str, ...]] = (*TrainConfig.IDENTITY, "method", "space", "levels", "constraint",
-                                           "mode", "stages", "relaxation", "optuna_space")  # fmt: skip
+    Examples:
+        >>> cfg = SearchConfig(method="bilevel", bilevel=BilevelConfig(stages=1), epochs=4)
+        >>> cfg.bilevel.stages, cfg.section.epsilon
+        (1, 0.6)
+        >>> sorted(k for k in cfg.to_dict() if k in SECTIONS)
+        ['bilevel']
+        >>> SearchConfig.from_dict({"n_trials": 5})
+        Traceback (most recent call last):
+        ...
+        ValueError: config: config key 'n_trials' is now 'optuna.n_trials' (each method's settings are in its own section)
+    """
+
+    epochs: int = setting(8, group="training", limit=Limit(1),  # about 4.5 minutes on 2 CPU cores
+        help="passes over the training images (optuna proxy density: its proxy's; bilevel mode search: "
+             "the schedule the proxy takes proxy_epochs of)")  # fmt: skip
+    out: str = setting("runs/search", group="run",
+        help="the run's directory: policy.json, history.json, metrics.jsonl, model.pt, config.yaml")  # fmt: skip
+    method: str = setting("mcmc", group="search",
+        help="mcmc (sampler under an invariance constraint, trains the model), bilevel (hypergradient on a "
+             "differentiable policy) or optuna (TPE over policies)")  # fmt: skip
+    space: str = setting("symmetry", group="search",
+        help="the ops and their magnitude ranges: standard (RandAugment's), wide (TrivialAugmentWide's), "
+             "symmetry (standard plus flips, 90° turns, scale, hue, ...)")  # fmt: skip
+    interpolation: str = setting("bilinear", group="search",
+        help="resampling of geometric ops: bilinear (gradients flow) or nearest")  # fmt: skip
+    mcmc: McmcConfig = setting(factory=McmcConfig, help="settings of --method mcmc")
+    bilevel: BilevelConfig = setting(factory=BilevelConfig, help="settings of --method bilevel")
+    optuna: OptunaConfig = setting(factory=OptunaConfig, help="settings of --method optuna")
+
+    RESUMABLE_CHANGES: ClassVar[tuple[str, ...]] = (
+        *TrainConfig.RESUMABLE_CHANGES,
+        *(f"optuna.{k}" for k in OptunaConfig.RESUMABLE_CHANGES),
+    )
+    IDENTITY: ClassVar[tuple[str, ...]] = (
+        *TrainConfig.IDENTITY, "method", "space",
+        *(f"{name}.{k}" for name, section in SECTIONS.items() for k in section.IDENTITY),
+    )  # fmt: skip
+
+    def validate(self) -> None:
+        super().validate()
+        if self.method not in SECTIONS:
+            raise ValueError(f"unknown search method {self.method!r}; known: {', '.join(sorted(SECTIONS))}")
+
+    @property
+    def section(self) -> Any:
+        """The settings of this search's method (``self.mcmc`` for ``method="mcmc"``, ...)."""
+        return getattr(self, self.method)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], source: str | None = "config") -> SearchConfig:
+        """A config from a mapping of settings, the method's under its section. A setting of an
+        older, flat config (``n_trials`` at the top) is refused naming its new key."""
+        moved = {k: new_keys(k, data.get("method")) for k in data if k not in cls.fields()}
+        moved = {k: v for k, v in moved.items() if v}
+        if moved:
+            where = f"{source}: " if source else ""
+            said = "; ".join(
+                f"config key {k!r} is now {' or '.join(repr(n) for n in v)}" for k, v in moved.items()
+            )
+            raise ValueError(f"{where}{said} (each method's settings are in its own section)")
+        return super().from_dict(data, source)  # type: ignore[return-value]
+
+    @classmethod
+    def place(
+        cls, settings: dict[str, Any], method: str, spell: Callable[[str], str] = repr
+    ) -> dict[str, Any]:
+        """Settings named as the command line names them, flat (the common ones and
+        ``method``'s), as a nested mapping: ``{"stages": 1}`` -> ``{"bilevel": {"stages": 1}}``.
+
+        Raises:
+            ValueError: a setting of another method, or of none (named by ``spell``).
+        """
+        nested: dict[str, Any] = {}
+        own = SECTIONS.get(method)
+        for key, value in settings.items():
+            if key in cls.fields() and key not in SECTIONS:
+                nested[key] = value
+            elif own is not None and key in own.fields():
+                nested.setdefault(method, {})[key] = value
+            else:
+                owners = [name for name, section in SECTIONS.items() if key in section.fields()]
+                if not owners:
+                    raise ValueError(f"unknown setting {spell(key)}")
+                raise ValueError(
+                    f"{spell(key)}: a setting of --method {' or '.join(owners)}, not of this search's method {method!r}"
+                )
+        return nested
+
+    @classmethod
+    def of(cls, **settings: Any) -> SearchConfig:
+        """A config from flat settings, as the command line takes them: the common ones and the
+        method's, wherever they belong (``SearchConfig.of(method="bilevel", stages=1)``)."""
+        return cls.from_dict(cls.place(settings, settings.get("method", "mcmc")), source=None)
+
+    def replace(self, **settings: Any) -> SearchConfig:
+        """A copy with flat settings changed, the method's going to its section
+        (``cfg.replace(epochs=2, n_aug=1)``); checked as on construction."""
+        method = settings.get("method", self.method)
+        values: dict[str, Any] = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        for key, value in self.place(settings, method).items():
+            values[key] = dataclasses.replace(values[key], **value) if key in SECTIONS else value
+        return type(self)(**values)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The settings that apply to the run: the common ones and its method's section (not the
+        other methods', nor the fixed ``policy`` a search does not train with)."""
+        values = super().to_dict()
+        for name in SECTIONS:
+            if name != self.method:
+                values.pop(name)
+        values.pop("policy", None)
+        return values
+
+    @classmethod
+    def upgrade(cls, saved: dict[str, Any]) -> dict[str, Any]:
+        """A run's saved settings in this version's shape: a run saved by an older autoaug (one
+        flat mapping of every method's settings) has its method's settings moved into its
+        section and the other methods' dropped, so that an old run resumes."""
+        method = saved.get("method", "mcmc")
+        own = SECTIONS.get(method)
+        values: dict[str, Any] = {}
+        for k, v in saved.items():
+            if k in cls.fields() or own is None:
+                values[k] = v
+            elif k in own.fields():
+                values.setdefault(method, {})[k] = v
+        return values
+
+
+def new_keys(key: str, method: Any = None) -> list[str]:
+    """Where an older, flat config's ``key`` is now: ``["optuna.n_trials"]``; only the
+    ``method``'s section where ``key`` is in several (``epsilon``); ``[]`` for no setting."""
+    found = [f"{name}.{key}" for name, section in SECTIONS.items() if key in section.fields()]
+    mine = [k for k in found if k.startswith(f"{method}.")]
+    return mine or found
 
 
 @dataclass
@@ -141,4 +325,15 @@ def get_searcher(method: str) -> type[Searcher]:
     return _SEARCHERS[method]
 
 
-__all__ = ["SearchConfig", "SearchResult", "Searcher", "get_searcher", "register"]
+__all__ = [
+    "SECTIONS",
+    "BilevelConfig",
+    "McmcConfig",
+    "OptunaConfig",
+    "SearchConfig",
+    "SearchResult",
+    "Searcher",
+    "get_searcher",
+    "new_keys",
+    "register",
+]

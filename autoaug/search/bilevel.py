@@ -381,21 +381,27 @@ class BilevelStep:
     """
 
     def __init__(self, config: SearchConfig, ops: Sequence[str] | None = None):
-        if config.mode not in MODES:
-            raise ValueError(f"mode must be one of {MODES}, got {config.mode!r}")
-        if config.unroll not in UNROLLS:
-            raise ValueError(f"unroll must be one of {UNROLLS}, got {config.unroll!r}")
-        if config.relaxation not in RELAXATIONS:
-            raise ValueError(f"relaxation must be one of {RELAXATIONS}, got {config.relaxation!r}")
-        if config.policy_every < 1 or config.temperature <= 0 or config.policy_lr <= 0:
+        if config.bilevel.mode not in MODES:
+            raise ValueError(f"mode must be one of {MODES}, got {config.bilevel.mode!r}")
+        if config.bilevel.unroll not in UNROLLS:
+            raise ValueError(f"unroll must be one of {UNROLLS}, got {config.bilevel.unroll!r}")
+        if config.bilevel.relaxation not in RELAXATIONS:
+            raise ValueError(f"relaxation must be one of {RELAXATIONS}, got {config.bilevel.relaxation!r}")
+        if (
+            config.bilevel.policy_every < 1
+            or config.bilevel.temperature <= 0
+            or config.bilevel.policy_lr <= 0
+        ):
             raise ValueError(
                 "policy_every must be >= 1 and temperature, policy_lr > 0, got "
-                f"{config.policy_every}, {config.temperature}, {config.policy_lr}"
+                f"{config.bilevel.policy_every}, {config.bilevel.temperature}, {config.bilevel.policy_lr}"
             )
         self.config = config
-        self.policy = RelaxedPolicy(config.space, config.stages, config.init_prob, config.init_magnitude,
+        self.policy = RelaxedPolicy(config.space, config.bilevel.stages, config.bilevel.init_prob, config.bilevel.init_magnitude,
                                     config.interpolation, ops)  # fmt: skip
-        self.optimizer = torch.optim.Adam(self.policy.parameters(), lr=config.policy_lr, betas=(0.5, 0.999))
+        self.optimizer = torch.optim.Adam(
+            self.policy.parameters(), lr=config.bilevel.policy_lr, betas=(0.5, 0.999)
+        )
         self.generator = torch.Generator().manual_seed(config.seed + 130363)
         self.lam = 0.0
         self.batches = 0
@@ -448,7 +454,9 @@ class BilevelStep:
         # Copies of the buffers: the functional passes must not move BatchNorm's running statistics.
         buffers = {n: b.clone() for n, b in trainer.model.named_buffers()}
 
-        x = self.policy(images, noise, cfg.temperature, cfg.relaxation)  # one augmentation, reused
+        x = self.policy(
+            images, noise, cfg.bilevel.temperature, cfg.bilevel.relaxation
+        )  # one augmentation, reused
 
         def train_loss(w: dict[str, Tensor]) -> Tensor:
             return F.cross_entropy(self._logits(trainer, w, buffers, x), labels)
@@ -458,7 +466,9 @@ class BilevelStep:
 
         params = list(self.policy.parameters())
         lr = trainer.optimizer.param_groups[0]["lr"]
-        hyper, aug_grad, _, l_val = hypergradient(trainer.model, params, train_loss, val_loss, lr, cfg.unroll)
+        hyper, aug_grad, _, l_val = hypergradient(
+            trainer.model, params, train_loss, val_loss, lr, cfg.bilevel.unroll
+        )
         # The constraint's gradient: for the magnitudes, through the ops (pathwise); for which op
         # and whether, the score function of the model steps' per-image losses since the last
         # update (a straight-through estimate linearizes the loss, and a flip is no small change).
@@ -487,12 +497,12 @@ class BilevelStep:
 
     def loss(self, trainer: Trainer, images: Tensor, labels: Tensor) -> tuple[Tensor, dict[str, float]]:
         cfg = self.config
-        if self.batches % cfg.policy_every == 0:
+        if self.batches % cfg.bilevel.policy_every == 0:
             self.update_policy(trainer, images, labels)
         self.batches += 1
         noise = self.policy.sample_noise(len(images), self.generator)
         with torch.no_grad():
-            x = self.policy(images, noise, cfg.temperature)
+            x = self.policy(images, noise, cfg.bilevel.temperature)
         logits = trainer.forward(x)
         per_image = F.cross_entropy(logits, labels, label_smoothing=cfg.label_smoothing, reduction="none")
         loss = per_image.mean()
@@ -501,7 +511,7 @@ class BilevelStep:
         self.score[1] += g_prob
         self.score_n += 1
         aug = loss.item()
-        self.lam += cfg.dual_lr * (aug - cfg.epsilon)  # signed: the constraint is two-sided
+        self.lam += cfg.bilevel.dual_lr * (aug - cfg.bilevel.epsilon)  # signed: the constraint is two-sided
         self.sums["aug_loss"] += aug
         self.sums["batches"] += 1
         acc = (logits.argmax(1) == labels).float().mean().item()
@@ -515,7 +525,7 @@ class BilevelStep:
         stages), on a fixed sample of training images; the model in eval mode."""
         train = trainer.dataset.train
         g = torch.Generator().manual_seed(self.config.seed + 7)  # the same images and signs each epoch
-        idx = torch.randperm(len(train), generator=g)[: self.config.probe_size]
+        idx = torch.randperm(len(train), generator=g)[: self.config.bilevel.probe_size]
         x = train.images[idx].to(trainer.device).float() / 255.0
         y = train.labels[idx].to(trainer.device)
         sign = torch.where(torch.rand(len(idx), generator=g) < 0.5, -1.0, 1.0).to(x.device)
@@ -555,8 +565,8 @@ class BilevelStep:
 
     def learned_policy(self) -> Policy:
         cfg = self.config
-        meta = {"searcher": "bilevel", "mode": cfg.mode, "epsilon": cfg.epsilon, "unroll": cfg.unroll,
-                "relaxation": cfg.relaxation, "epochs": len(self.history), "seed": cfg.seed}  # fmt: skip
+        meta = {"searcher": "bilevel", "mode": cfg.bilevel.mode, "epsilon": cfg.bilevel.epsilon, "unroll": cfg.bilevel.unroll,
+                "relaxation": cfg.bilevel.relaxation, "epochs": len(self.history), "seed": cfg.seed}  # fmt: skip
         if self.image_size is not None:  # translations are a fraction of it; `autoaug export` reads it
             meta["image_size"] = list(self.image_size)
         return self.policy.to_policy(name=f"bilevel_{cfg.dataset}", meta=meta)
@@ -564,8 +574,8 @@ class BilevelStep:
     def write_outputs(self, out: Path) -> None:
         out.mkdir(parents=True, exist_ok=True)
         cfg = self.config
-        history = {"method": "bilevel", "mode": cfg.mode, "ops": self.policy.ops, "stages": cfg.stages,
-                   "constraint": "two_sided", "epsilon": cfg.epsilon, "epochs": self.history}  # fmt: skip
+        history = {"method": "bilevel", "mode": cfg.bilevel.mode, "ops": self.policy.ops, "stages": cfg.bilevel.stages,
+                   "constraint": "two_sided", "epsilon": cfg.bilevel.epsilon, "epochs": self.history}  # fmt: skip
         atomic_write_text(out / "history.json", json.dumps(history))
         self.learned_policy().save(out / "policy.json")
 
@@ -599,13 +609,13 @@ class BilevelStep:
 
 def proxy_config(config: SearchConfig) -> SearchConfig:
     """The settings the trainer runs with: the whole schedule online, the proxy's in search mode."""
-    if config.mode != "search":
+    if config.bilevel.mode != "search":
         return config
-    if not 0 < config.proxy_data <= 1 or not 0 < config.proxy_epochs <= 1:
+    if not 0 < config.bilevel.proxy_data <= 1 or not 0 < config.bilevel.proxy_epochs <= 1:
         raise ValueError(
-            f"proxy_data and proxy_epochs must be in (0, 1], got {config.proxy_data}, {config.proxy_epochs}"
+            f"proxy_data and proxy_epochs must be in (0, 1], got {config.bilevel.proxy_data}, {config.bilevel.proxy_epochs}"
         )
-    return dataclasses.replace(config, epochs=max(1, math.ceil(config.proxy_epochs * config.epochs)))
+    return dataclasses.replace(config, epochs=max(1, math.ceil(config.bilevel.proxy_epochs * config.epochs)))
 
 
 @register
@@ -623,8 +633,8 @@ class BilevelSearcher(Searcher):
         dataset = load_dataset(config.dataset, root=config.data_root, train_size=config.train_size,
                                val_size=config.val_size, seed=config.seed, download=config.download)  # fmt: skip
         full_train = dataset.train
-        if config.mode == "search" and config.proxy_data < 1:
-            n = max(config.batch_size, round(config.proxy_data * len(full_train)))
+        if config.bilevel.mode == "search" and config.bilevel.proxy_data < 1:
+            n = max(config.batch_size, round(config.bilevel.proxy_data * len(full_train)))
             g = torch.Generator().manual_seed(config.seed + 31)
             dataset = dataclasses.replace(dataset, train=full_train.subset(torch.randperm(len(full_train), generator=g)[:n]))  # fmt: skip
         trainer = Trainer(config, dataset=dataset, step=step)
@@ -642,7 +652,7 @@ class BilevelSearcher(Searcher):
             "test_acc": metrics.get("test_acc"),
             "val_acc": metrics.get("val_acc"),
             "rejected": avoided_ops(step.history),
-            "mode": config.mode,
+            "mode": config.bilevel.mode,
             "epochs": config.epochs,
             "train_images": len(dataset.train),
             "op_weights": step.history[-1]["op_weights"] if step.history else {},

@@ -269,16 +269,18 @@ def per_op_dual_step(
     equilibrium: ``α u_g = λ_g`` and ``u_g = ℓ_g − ε`` wherever ``λ_g > 0``."""
     mean = loss_sum.to(lam.dtype) / count.to(lam.dtype).clamp(min=1)
     seen = count > 0
-    new_lam = (lam + config.dual_lr / len(lam) * (mean - config.epsilon - relax)).clamp(min=0)
+    new_lam = (lam + config.mcmc.dual_lr / len(lam) * (mean - config.mcmc.epsilon - relax)).clamp(min=0)
     lam = torch.where(seen, new_lam, lam)
-    new_relax = (relax - config.relax_lr * (config.relax_alpha * relax - lam)).clamp(min=0)
+    new_relax = (relax - config.mcmc.relax_lr * (config.mcmc.relax_alpha * relax - lam)).clamp(min=0)
     return lam, torch.where(seen, new_relax, relax)
 
 
 def single_dual_step(lam: Tensor, loss_sum: Tensor, count: Tensor, config: SearchConfig) -> Tensor:
     """One constraint: ``λ ← max(0, λ + η_λ(ℓ_aug − ε))``, ``ℓ_aug = loss_sum / count``."""
     mean = loss_sum.to(lam.dtype) / count.to(lam.dtype).clamp(min=1)
-    return torch.where(count > 0, (lam + config.dual_lr * (mean - config.epsilon)).clamp(min=0), lam)
+    return torch.where(
+        count > 0, (lam + config.mcmc.dual_lr * (mean - config.mcmc.epsilon)).clamp(min=0), lam
+    )
 
 
 def policy_weights(lam: Tensor, relax: Tensor | None, epsilon: float) -> Tensor:
@@ -301,16 +303,16 @@ class MCMCStep:
     """The primal-dual step with the Metropolis-Hastings sampler (a :class:`~autoaug.train.Step`)."""
 
     def __init__(self, config: SearchConfig):
-        if config.constraint not in ("single", "per_op"):
-            raise ValueError(f"constraint must be 'single' or 'per_op', got {config.constraint!r}")
-        if config.n_aug <= 0 or config.chain_length < 0:
+        if config.mcmc.constraint not in ("single", "per_op"):
+            raise ValueError(f"constraint must be 'single' or 'per_op', got {config.mcmc.constraint!r}")
+        if config.mcmc.n_aug <= 0 or config.mcmc.chain_length < 0:
             raise ValueError(
-                f"n_aug must be > 0 and chain_length >= 0, got {config.n_aug}, {config.chain_length}"
+                f"n_aug must be > 0 and chain_length >= 0, got {config.mcmc.n_aug}, {config.mcmc.chain_length}"
             )
         self.config = config
-        self.states = StateSpace(config.space, config.levels, config.interpolation)
-        self.per_op = config.constraint == "per_op"
-        k, lv = self.states.size, config.levels
+        self.states = StateSpace(config.space, config.mcmc.levels, config.interpolation)
+        self.per_op = config.mcmc.constraint == "per_op"
+        k, lv = self.states.size, config.mcmc.levels
         # Seeded per epoch and rank (train.epoch_seed): a rank resumed from rank 0's checkpoint
         # continues its own draws.
         self.generator = torch.Generator().manual_seed(epoch_seed(config.seed + 104729, 0))
@@ -343,7 +345,7 @@ class MCMCStep:
                 under the current model (``images`` may be None where only losses matter).
         """
         state = self.chains.start(n, index)
-        steps = self.config.chain_length
+        steps = self.config.mcmc.chain_length
         moving = self.states.movable[state["op"]] if self.per_op else torch.ones(n, dtype=torch.bool)
         if steps == 0 or not moving.any():
             images, _ = evaluate(state, torch.arange(n), False)
@@ -378,7 +380,7 @@ class MCMCStep:
         cfg = self.config
         b = len(images)
         self.image_size = (int(images.shape[-2]), int(images.shape[-1]))
-        n = max(1, round(cfg.n_aug * b))  # augmented copies: n_aug per image, or a fraction of the batch
+        n = max(1, round(cfg.mcmc.n_aug * b))  # augmented copies: n_aug per image, or a fraction of the batch
         copies = math.ceil(n / b)
         xs = images.repeat(copies, 1, 1, 1)[:n]
         ys = labels.repeat(copies)[:n]
@@ -395,7 +397,7 @@ class MCMCStep:
                 return x, F.cross_entropy(trainer.forward(x), ys[rows], reduction="none")
 
         augmented, state = self.sample(n, index, evaluate)
-        if cfg.fused:  # one pass of b + n images: fewer, larger kernels; BatchNorm sees both halves
+        if cfg.mcmc.fused:  # one pass of b + n images: fewer, larger kernels; BatchNorm sees both halves
             logits, aug_logits = trainer.forward(torch.cat([images, augmented])).split([b, n])
         else:
             logits, aug_logits = trainer.forward(images), trainer.forward(augmented)
@@ -452,7 +454,7 @@ class MCMCStep:
             "histogram": self.counts.tolist(),
         }
         self.history.append(record)
-        self._reset_epoch(self.states.size, self.config.levels)
+        self._reset_epoch(self.states.size, self.config.mcmc.levels)
         self.generator.manual_seed(epoch_seed(self.config.seed + 104729, epoch + 1))
         if trainer.rank == 0:
             self.write_outputs(Path(trainer.config.out))
@@ -463,7 +465,7 @@ class MCMCStep:
         """What the model was trained on over the search (the last ``policy_epochs`` epochs if
         that is > 0), as a policy: a new model trained with it sees the mixture this one saw.
         (the module's description says how)."""
-        last = self.config.policy_epochs
+        last = self.config.mcmc.policy_epochs
         recent = self.history[-last:] if last > 0 else self.history
         if not recent:
             raise ValueError("no epoch has finished yet: nothing to make a policy from")
@@ -471,7 +473,7 @@ class MCMCStep:
         if self.per_op:
             lam = torch.tensor([r["lambda"] for r in recent], dtype=torch.float64).mean(0)
             relax = torch.tensor([r["relaxation"] for r in recent], dtype=torch.float64).mean(0)
-            weights = policy_weights(lam, relax, self.config.epsilon)
+            weights = policy_weights(lam, relax, self.config.mcmc.epsilon)
             tapered = [
                 o for o, w, lg in zip(self.states.ops, weights.tolist(), lam.tolist()) if lg > 0 and w <= 0
             ]
@@ -483,7 +485,7 @@ class MCMCStep:
         total = float(weights.sum())
         prob = total / (1 + total)  # the clean image's weight is 1
         entries = []
-        lv = self.config.levels
+        lv = self.config.mcmc.levels
         for k, name in enumerate(self.states.ops):
             w = float(weights[k])
             if w <= 0 or name == "identity":
@@ -495,7 +497,7 @@ class MCMCStep:
             levels = [(i + 1) / lv for i in range(lv) if hist[i] > 0]
             probs = [float(c) for c in hist if c > 0]
             entries.append(OpEntry(name, w, prob, tuple(levels), tuple(probs)))
-        meta = {"searcher": "mcmc", "constraint": self.config.constraint, "epsilon": self.config.epsilon,
+        meta = {"searcher": "mcmc", "constraint": self.config.mcmc.constraint, "epsilon": self.config.mcmc.epsilon,
                 "epochs": len(self.history), "policy_epochs": len(recent), "seed": self.config.seed,
                 "dataset": self.config.dataset, "space": self.config.space, "left_out": sorted(tapered)}  # fmt: skip
         if self.image_size is not None:
@@ -514,8 +516,8 @@ class MCMCStep:
 
     def write_outputs(self, out: Path) -> None:
         out.mkdir(parents=True, exist_ok=True)
-        history = {"ops": self.states.ops, "levels": self.config.levels, "constraint": self.config.constraint,
-                   "epsilon": self.config.epsilon, "epochs": self.history}  # fmt: skip
+        history = {"ops": self.states.ops, "levels": self.config.mcmc.levels, "constraint": self.config.mcmc.constraint,
+                   "epsilon": self.config.mcmc.epsilon, "epochs": self.history}  # fmt: skip
         atomic_write_text(out / "history.json", json.dumps(history))
         self.learned_policy().save(out / "policy.json")
 
@@ -614,8 +616,8 @@ class MCMCSearcher(Searcher):
         summary = {
             "test_acc": metrics.get("test_acc"),
             "val_acc": metrics.get("val_acc"),
-            "rejected": rejected_ops(step.history, step.states.ops, self.config.epsilon),
-            "left_out": unmet_ops(step.history, step.states.ops, self.config.epsilon),
+            "rejected": rejected_ops(step.history, step.states.ops, self.config.mcmc.epsilon),
+            "left_out": unmet_ops(step.history, step.states.ops, self.config.mcmc.epsilon),
             "acceptance": step.history[-1]["acceptance"] if step.history else math.nan,
         }
         return SearchResult(policy=policy, metrics=metrics, out=out, summary=summary)

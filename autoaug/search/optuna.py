@@ -4,7 +4,7 @@ Optuna's TPE sampler (Bergstra et al., NeurIPS 2011; multivariate, Falkner et al
 proposes policy parameters and a proxy scores each policy. Trial 0 is no augmentation, so the
 result is never worse than that on the proxy. The best trial's policy is the result.
 
-Two proxies (``config.proxy``):
+Two proxies (``config.optuna.proxy``):
 
 * ``density`` (the default): Fast AutoAugment's density matching (Lim et al., NeurIPS 2019;
   :mod:`autoaug.search.density`). The training images are split in two (``proxy_holdout``); one
@@ -18,7 +18,7 @@ Two proxies (``config.proxy``):
   first part and reports its accuracy on the held-out part after every epoch; a pruner (median,
   or Hyperband: Li et al., JMLR 2018) stops bad trials, only in the second half of a trial.
 
-Three search spaces (``config.optuna_space``):
+Three search spaces (``config.optuna.optuna_space``):
 
 * ``families`` (the default): RandAugment's N (1-3 ops in a row) and M (a level of 31, one for
   every op), an application probability per op (0-1 in steps of 0.05), and which op families
@@ -29,7 +29,7 @@ Three search spaces (``config.optuna_space``):
 * ``randaugment``: RandAugment's N (0-3 ops in a row) and M (a level of 31), plus which ops
   of the space are allowed (Cubuk et al., NeurIPS 2020 workshops, searched instead of gridded).
 
-The study lives in an Optuna storage: ``sqlite:///OUT/study.db`` unless ``config.storage``
+The study lives in an Optuna storage: ``sqlite:///OUT/study.db`` unless ``config.optuna.storage``
 names another (``postgresql://user@host/db``). Workers that name the same storage and study
 share it: ``autoaug search --method optuna --storage URL`` on several machines. Each worker
 loops until the study holds ``n_trials`` finished (complete or pruned) trials; a trial starts
@@ -55,9 +55,9 @@ worker that joins with another space, another proxy or other settings, or a stud
 autoaug made, is refused with one line naming the difference.
 
 Example:
-    >>> from autoaug.search import SearchConfig, get_searcher
-    >>> cfg = SearchConfig(method="optuna", dataset="glyphs", train_size=256, n_trials=4,
-    ...                    epochs=2, out="runs/optuna_doc")
+    >>> from autoaug.search import OptunaConfig, SearchConfig, get_searcher
+    >>> cfg = SearchConfig(method="optuna", dataset="glyphs", train_size=256, epochs=2,
+    ...                    optuna=OptunaConfig(n_trials=4), out="runs/optuna_doc")
     >>> result = get_searcher("optuna")(cfg).run()  # doctest: +SKIP
 """
 
@@ -79,7 +79,6 @@ from typing import Any
 import numpy as np
 import optuna
 import torch
-import yaml
 from optuna.distributions import BaseDistribution
 from optuna.trial import FrozenTrial, TrialState
 
@@ -89,8 +88,9 @@ from autoaug.ops import get_op
 from autoaug.policy import OpEntry, Policy, atomic_write_text
 from autoaug.search.base import SearchConfig, Searcher, SearchResult, register
 from autoaug.search.density import SCORES, DensityProxy, density_split
+from autoaug.settings import to_yaml
 from autoaug.spaces import get_space
-from autoaug.train import PolicyStep, TrainConfig, Trainer, TrainingDiverged
+from autoaug.train import CONFIG_HEADER, PolicyStep, TrainConfig, Trainer, TrainingDiverged
 
 OPTUNA_SPACES = ("families", "policy", "randaugment")
 # The op families of the ``families`` space (each an on/off choice); an op outside them (identity)
@@ -332,9 +332,9 @@ def make_pruner(name: str, epochs: int) -> optuna.pruners.BasePruner:
 
 
 def storage_url(config: SearchConfig) -> str:
-    """``config.storage``, or the SQLite file ``OUT/study.db``."""
-    if config.storage:
-        return config.storage
+    """``config.optuna.storage``, or the SQLite file ``OUT/study.db``."""
+    if config.optuna.storage:
+        return config.optuna.storage
     return f"sqlite:///{(Path(config.out) / 'study.db').resolve()}"
 
 
@@ -463,7 +463,9 @@ class _TrialTrainer(Trainer):
 def _trial_config(config: SearchConfig, out: Path) -> TrainConfig:
     fields = TrainConfig.fields()
     values = {k: v for k, v in dataclasses.asdict(config).items() if k in fields}
-    values.update(epochs=config.trial_epochs, out=str(out), progress=False, policy="none", test_every=10**9)
+    values.update(
+        epochs=config.optuna.trial_epochs, out=str(out), progress=False, policy="none", test_every=10**9
+    )
     return TrainConfig.from_dict(values)
 
 
@@ -474,11 +476,11 @@ def _tidy_trial_dir(out: Path) -> None:
 
 def density_proxy(config: SearchConfig, data: Dataset, draws: int | None = None) -> DensityProxy:
     """The searcher's density proxy for ``config`` (its model in ``OUT/proxy``, the search's
-    training settings), with ``draws`` instead of ``config.proxy_draws`` where given."""
+    training settings), with ``draws`` instead of ``config.optuna.proxy_draws`` where given."""
     own = ("out", "dataset", "seed")  # the proxy's own
     values = dataclasses.asdict(config)
     train = {k: v for k, v in values.items() if k in TrainConfig.fields() and k not in own}
-    return DensityProxy(data, holdout=config.proxy_holdout, draws=draws or config.proxy_draws, seed=config.seed,
+    return DensityProxy(data, holdout=config.optuna.proxy_holdout, draws=draws or config.optuna.proxy_draws, seed=config.seed,
                         out=Path(config.out) / "proxy", **train)  # fmt: skip
 
 
@@ -494,23 +496,23 @@ class OptunaSearcher(Searcher):
 
     def __init__(self, config: SearchConfig):
         super().__init__(config)
-        if config.optuna_space not in OPTUNA_SPACES:
+        if config.optuna.optuna_space not in OPTUNA_SPACES:
             raise ValueError(
-                f"unknown optuna space {config.optuna_space!r}; known: {', '.join(OPTUNA_SPACES)}"
+                f"unknown optuna space {config.optuna.optuna_space!r}; known: {', '.join(OPTUNA_SPACES)}"
             )
-        if config.proxy not in PROXIES:
-            raise ValueError(f"unknown proxy {config.proxy!r}; known: {', '.join(PROXIES)}")
-        if config.proxy_score not in SCORES:
-            raise ValueError(f"unknown proxy score {config.proxy_score!r}; known: {', '.join(SCORES)}")
+        if config.optuna.proxy not in PROXIES:
+            raise ValueError(f"unknown proxy {config.optuna.proxy!r}; known: {', '.join(PROXIES)}")
+        if config.optuna.proxy_score not in SCORES:
+            raise ValueError(f"unknown proxy score {config.optuna.proxy_score!r}; known: {', '.join(SCORES)}")
         get_space(config.space)
-        make_pruner(config.pruner, config.trial_epochs)
-        if config.n_trials < 1 or config.trial_epochs < 1:
+        make_pruner(config.optuna.pruner, config.optuna.trial_epochs)
+        if config.optuna.n_trials < 1 or config.optuna.trial_epochs < 1:
             raise ValueError(
-                f"n_trials and trial_epochs must be >= 1, got {config.n_trials} and {config.trial_epochs}"
+                f"n_trials and trial_epochs must be >= 1, got {config.optuna.n_trials} and {config.optuna.trial_epochs}"
             )
         self.out = Path(config.out)
         self.url = storage_url(config)
-        self.study_name = config.study_name or f"autoaug-{config.dataset}-{config.optuna_space}"
+        self.study_name = config.optuna.study_name or f"autoaug-{config.dataset}-{config.optuna.optuna_space}"
         self.worker = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"  # host:pid:run
         self.dataset: Dataset | None = None  # what the train proxy trains (D_M) and validates on (D_A)
         self.proxy: DensityProxy | None = None
@@ -520,34 +522,36 @@ class OptunaSearcher(Searcher):
 
     def study_settings(self) -> dict[str, Any]:
         """The settings that define the study's objective; joining workers must agree."""
-        values = dataclasses.asdict(self.config)
-        keys = STUDY_KEYS + PROXY_KEYS[self.config.proxy]
+        values = dataclasses.asdict(self.config) | dataclasses.asdict(
+            self.config.optuna
+        )  # flat, as studies hold them
+        keys = STUDY_KEYS + PROXY_KEYS[self.config.optuna.proxy]
         return {k: values[k] for k in keys}
 
     def schema(self) -> dict[str, Any]:
         """What the study's trials are: the schema version, the space and its parameter names."""
         cfg = self.config
-        return {"version": STUDY_SCHEMA, "optuna_space": cfg.optuna_space, "space": cfg.space,
-                "params": sorted(identity_params(cfg.optuna_space, cfg.space))}  # fmt: skip
+        return {"version": STUDY_SCHEMA, "optuna_space": cfg.optuna.optuna_space, "space": cfg.space,
+                "params": sorted(identity_params(cfg.optuna.optuna_space, cfg.space))}  # fmt: skip
 
     def pruner(self) -> optuna.pruners.BasePruner:
         """The density proxy scores a policy in one step: nothing to prune before it means something."""
-        if self.config.proxy == "density":
+        if self.config.optuna.proxy == "density":
             return optuna.pruners.NopPruner()
-        return make_pruner(self.config.pruner, self.config.trial_epochs)
+        return make_pruner(self.config.optuna.pruner, self.config.optuna.trial_epochs)
 
     def open_study(self) -> optuna.Study:
         """Create the study, or join it if it exists (checking that its schema and settings match)."""
         cfg = self.config
         self.out.mkdir(parents=True, exist_ok=True)
-        storage = make_storage(self.url, self.config.heartbeat)
-        startup = min(10, max(4, cfg.n_trials // 4))  # TPE's random start-up, a quarter of the budget
+        storage = make_storage(self.url, self.config.optuna.heartbeat)
+        startup = min(10, max(4, cfg.optuna.n_trials // 4))  # TPE's random start-up, a quarter of the budget
         study = optuna.create_study(
             storage=storage,
             study_name=self.study_name,
             sampler=TrialSeededTPE(
                 cfg.seed,
-                first=identity_params(cfg.optuna_space, cfg.space),
+                first=identity_params(cfg.optuna.optuna_space, cfg.space),
                 n_startup_trials=startup,
                 multivariate=True,
             ),
@@ -565,7 +569,7 @@ class OptunaSearcher(Searcher):
             raise ValueError(
                 f"study {self.study_name!r} in {public_url(self.url)} was made by an older autoaug "
                 f"(parameters {', '.join(names[:4]) or 'none'}{', ...' if len(names) > 4 else ''}; this "
-                f"version searches {self.config.optuna_space!r}); give a new --study-name"
+                f"version searches {self.config.optuna.optuna_space!r}); give a new --study-name"
             )
         if theirs is None:
             study.set_user_attr("autoaug", mine)
@@ -594,10 +598,10 @@ class OptunaSearcher(Searcher):
         cfg = self.config
         data = load_dataset(cfg.dataset, root=cfg.data_root, train_size=cfg.train_size,
                             val_size=cfg.val_size, seed=cfg.seed, download=cfg.download)  # fmt: skip
-        fit, held = density_split(data, cfg.proxy_holdout, cfg.seed)
+        fit, held = density_split(data, cfg.optuna.proxy_holdout, cfg.seed)
         self.dataset = Dataset(data.name, fit, held, data.test, data.num_classes, data.class_names,
                                data.ground_truth, data.source)  # fmt: skip
-        if cfg.proxy != "density":
+        if cfg.optuna.proxy != "density":
             return
         self.proxy = density_proxy(cfg, data)
         fitted = self.proxy.fit()
@@ -618,12 +622,12 @@ class OptunaSearcher(Searcher):
         cfg = self.config
         trial.set_user_attr("worker", self.worker)
         try:
-            claim_budget(trial.study, trial, cfg.n_trials)
+            claim_budget(trial.study, trial, cfg.optuna.n_trials)
         except BudgetFull:
             trial.set_user_attr("surplus", True)  # not a failure of the trial: it never ran
             raise
-        params = suggest_params(trial, cfg.optuna_space, cfg.space)
-        policy = policy_from_params(params, cfg.optuna_space, cfg.space, cfg.interpolation,
+        params = suggest_params(trial, cfg.optuna.optuna_space, cfg.space)
+        policy = policy_from_params(params, cfg.optuna.optuna_space, cfg.space, cfg.interpolation,
                                     name=f"optuna_trial{trial.number}")  # fmt: skip
         out = self.out / "trials" / f"{trial.number:04d}"
         out.mkdir(parents=True, exist_ok=True)
@@ -632,10 +636,12 @@ class OptunaSearcher(Searcher):
             scores = self.proxy.score(policy)
             for key in ("acc", "loss", "min_loss", "best", "seconds"):
                 trial.set_user_attr(key, scores[key])
-            print(f"trial {trial.number}: {cfg.proxy_score} {scores[cfg.proxy_score]:.4f} (mean accuracy "
-                  f"{scores['acc']:.4f} over {cfg.proxy_draws} draws, {scores['seconds']:.0f}s)", flush=True)  # fmt: skip
-            return float(scores[cfg.proxy_score]) * (-1 if cfg.proxy_score.endswith("loss") else 1)
-        step = _ReportingStep(policy, cfg.seed, trial, cfg.trial_epochs)
+            print(f"trial {trial.number}: {cfg.optuna.proxy_score} {scores[cfg.optuna.proxy_score]:.4f} (mean accuracy "
+                  f"{scores['acc']:.4f} over {cfg.optuna.proxy_draws} draws, {scores['seconds']:.0f}s)", flush=True)  # fmt: skip
+            return float(scores[cfg.optuna.proxy_score]) * (
+                -1 if cfg.optuna.proxy_score.endswith("loss") else 1
+            )
+        step = _ReportingStep(policy, cfg.seed, trial, cfg.optuna.trial_epochs)
         trainer = _TrialTrainer(_trial_config(cfg, out), dataset=self.dataset, step=step)
         t0 = time.perf_counter()
         try:
@@ -662,12 +668,12 @@ class OptunaSearcher(Searcher):
 
     def work(self, study: optuna.Study) -> None:
         """Run trials until the study holds ``n_trials`` finished ones (this worker's share)."""
-        poll = min(self.config.heartbeat, 5)
+        poll = min(self.config.optuna.heartbeat, 5)
         while True:
             finished, running = _count(study)
-            if len(finished) >= self.config.n_trials:
+            if len(finished) >= self.config.optuna.n_trials:
                 return
-            if len(finished) + len(running) >= self.config.n_trials:
+            if len(finished) + len(running) >= self.config.optuna.n_trials:
                 # The budget is spoken for; wait in case a running trial's worker dies.
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
@@ -687,8 +693,11 @@ class OptunaSearcher(Searcher):
         trials = study.get_trials(deepcopy=False)
         rows = [_trial_row(t) for t in trials]
         atomic_write_text(self.out / "metrics.jsonl", "".join(json.dumps(r) + "\n" for r in rows))
-        shown = dataclasses.asdict(cfg) | {"storage": public_url(self.url), "study_name": self.study_name}
-        atomic_write_text(self.out / "config.yaml", yaml.safe_dump(shown, sort_keys=False))
+        shown = dataclasses.replace(
+            cfg,
+            optuna=dataclasses.replace(cfg.optuna, storage=public_url(self.url), study_name=self.study_name),
+        )
+        atomic_write_text(self.out / "config.yaml", to_yaml(shown, CONFIG_HEADER))
         record = {"storage": public_url(self.url), "study_name": self.study_name,
                   "dashboard": f"optuna-dashboard {public_url(self.url)}"}  # fmt: skip
         atomic_write_text(self.out / "study.json", json.dumps(record, indent=2) + "\n")
@@ -698,17 +707,17 @@ class OptunaSearcher(Searcher):
             best = None
         else:
             best = max(complete, key=lambda t: (t.value, -t.number))
-            policy = policy_from_params(best.params, cfg.optuna_space, cfg.space, cfg.interpolation,
+            policy = policy_from_params(best.params, cfg.optuna.optuna_space, cfg.space, cfg.interpolation,
                                         name=f"optuna_{cfg.dataset}")  # fmt: skip
             policy.meta = {"searcher": "optuna", "study": self.study_name, "trial": best.number,
-                           "proxy": cfg.proxy, "score": best.value, "test_acc": best.user_attrs.get("test_acc"),
-                           "optuna_space": cfg.optuna_space, "space": cfg.space, "seed": cfg.seed,
+                           "proxy": cfg.optuna.proxy, "score": best.value, "test_acc": best.user_attrs.get("test_acc"),
+                           "optuna_space": cfg.optuna.optuna_space, "space": cfg.space, "seed": cfg.seed,
                            "dataset": cfg.dataset, "params": best.params}  # fmt: skip
-            if cfg.proxy == "density":
-                policy.meta |= {"proxy_score": cfg.proxy_score, "proxy_draws": cfg.proxy_draws,
+            if cfg.optuna.proxy == "density":
+                policy.meta |= {"proxy_score": cfg.optuna.proxy_score, "proxy_draws": cfg.optuna.proxy_draws,
                                 "proxy_epochs": cfg.epochs, "mean_acc": best.user_attrs.get("acc")}  # fmt: skip
             else:
-                policy.meta |= {"val_acc": best.value, "trial_epochs": cfg.trial_epochs}
+                policy.meta |= {"val_acc": best.value, "trial_epochs": cfg.optuna.trial_epochs}
             if self.dataset is not None:  # translations are a fraction of it; `autoaug export` reads it
                 policy.meta["image_size"] = list(self.dataset.image_size)
         policy.save(self.out / "policy.json")
@@ -752,9 +761,9 @@ class OptunaSearcher(Searcher):
         optuna.logging.set_verbosity(optuna.logging.ERROR)  # each trial prints its own line
         study = self.open_study()
         finished, running = _count(study)
-        print(f"study {self.study_name!r} in {public_url(self.url)}: {len(finished)} of {cfg.n_trials} "
+        print(f"study {self.study_name!r} in {public_url(self.url)}: {len(finished)} of {cfg.optuna.n_trials} "
               f"trials finished, {len(running)} running; worker {self.worker}", flush=True)  # fmt: skip
-        if len(finished) < cfg.n_trials:
+        if len(finished) < cfg.optuna.n_trials:
             self.fit_proxy(study)
             self.work(study)
         outputs = self.write_outputs(study)
@@ -765,19 +774,19 @@ class OptunaSearcher(Searcher):
                             if t.user_attrs.get("worker") == self.worker)  # fmt: skip
         metrics = {"score": best.value if best else None,
                    "test_acc": best.user_attrs.get("test_acc") if best else None}  # fmt: skip
-        if cfg.proxy == "train":
+        if cfg.optuna.proxy == "train":
             metrics["val_acc"] = metrics["score"]
-        if cfg.proxy == "density":
+        if cfg.optuna.proxy == "density":
             what = (
                 (
-                    f"density score {best.value:.4f} ({cfg.proxy_score} over {cfg.proxy_draws} augmented draws of "
+                    f"density score {best.value:.4f} ({cfg.optuna.proxy_score} over {cfg.optuna.proxy_draws} augmented draws of "
                     f"each held-out image; mean accuracy {best.user_attrs.get('acc', math.nan):.4f})"
                 )
                 if best
                 else ""
             )
         else:
-            what = (f"validation accuracy {best.value:.4f} after {cfg.trial_epochs} epochs "
+            what = (f"validation accuracy {best.value:.4f} after {cfg.optuna.trial_epochs} epochs "
                     f"(test {best.user_attrs.get('test_acc', math.nan):.4f})") if best else ""  # fmt: skip
         lines = [
             f"study {self.study_name!r}: {counts['complete']} complete, {counts['pruned']} pruned, "
