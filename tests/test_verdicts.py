@@ -11,6 +11,7 @@ import math
 import pytest
 
 from autoaug.analysis.invariance import InvarianceProfile
+from autoaug.analysis.support import SupportProfile
 from autoaug.analysis.verdicts import (
     FLAT_SLOPE,
     GAP_ABS,
@@ -99,7 +100,9 @@ def test_flat_small_gap_is_a_symmetry():
 
 def test_gap_growing_past_the_threshold_at_half_is_partial():
     v = task_verdicts(make_profile({"translate_x": signed(0.1, 0.35, 0.8, 1.5)}))["translate_x"]
-    assert v.verdict == "partial"
+    # issue 17: without a search or support evidence the task's answer is undecided; the
+    # model's own answer is the profile's walk
+    assert (v.verdict, v.model_status, v.model_max_safe) == ("undecided", "partial", 0.25)
     assert v.max_safe_magnitude == 0.25
     assert v.profile.first_fail == 0.5
     assert "m=0.25" in v.evidence and "m=0.5" in v.evidence
@@ -115,17 +118,21 @@ def test_both_signs_must_be_safe():
     gaps = signed(0.05, 0.05, 0.05, 0.05)
     gaps[-0.5] = 0.9  # brightness darkening washes the image out; brightening does not
     v = task_verdicts(make_profile({"brightness": gaps}))["brightness"]
-    assert (v.verdict, v.max_safe_magnitude) == ("partial", 0.25)
+    assert (v.model_status, v.model_max_safe, v.max_safe_magnitude) == ("partial", 0.25, 0.25)
 
 
 def test_a_nan_gap_is_not_safe():
     v = task_verdicts(make_profile({"scale": signed(0.05, math.nan, 0.05, 0.05)}))["scale"]
-    assert (v.verdict, v.max_safe_magnitude) == ("partial", 0.25)
+    assert (v.model_status, v.model_max_safe, v.max_safe_magnitude) == ("partial", 0.25, 0.25)
 
 
 def test_an_op_without_magnitude_is_all_or_nothing():
     v = task_verdicts(make_profile({"hflip": {1.0: 1.6}, "grayscale": {1.0: 0.01}}))
-    assert (v["hflip"].verdict, v["hflip"].max_safe_magnitude) == ("breaks", 0.0)
+    assert (v["hflip"].verdict, v["hflip"].model_status, v["hflip"].max_safe_magnitude) == (
+        "undecided",
+        "fails",
+        0.0,
+    )
     assert (v["grayscale"].verdict, v["grayscale"].max_safe_magnitude) == ("symmetry", 1.0)
 
 
@@ -135,7 +142,8 @@ def test_magnitudes_that_change_nothing_are_neither_safe_nor_unsafe():
         {"rotate90": signed(0.0, 2.9, 2.5, 2.5)}, vacuous={("rotate90", 0.25), ("rotate90", -0.25)}
     )
     v = task_verdicts(breaks)["rotate90"]
-    assert (v.verdict, v.max_safe_magnitude) == ("breaks", 0.0)
+    assert (v.model_status, v.profile.first_fail) == ("fails", 0.5)
+    assert (v.verdict, v.max_safe_magnitude) == ("undecided", 0.0)
     keeps = make_profile(
         {"rotate90": signed(0.0, 0.01, 0.01, 0.01)}, vacuous={("rotate90", 0.25), ("rotate90", -0.25)}
     )
@@ -150,8 +158,8 @@ def test_score_grows_with_the_margin():
     v = task_verdicts(make_profile({"a": {1.0: 0.19}, "b": {1.0: 0.0}, "c": {1.0: 0.25}, "d": {1.0: 4.0}}))
     assert v["a"].verdict == v["b"].verdict == "symmetry"
     assert 0.5 <= v["a"].score < v["b"].score == 1.0
-    assert v["c"].verdict == v["d"].verdict == "breaks"
-    assert 0.5 <= v["c"].score < v["d"].score <= 1.0
+    assert v["c"].model_status == v["d"].model_status == "fails"
+    assert v["c"].verdict == v["d"].verdict == "undecided" and v["c"].score == v["d"].score == 0.5
 
 
 # -------------------------------------------------------------------------- the search
@@ -196,12 +204,13 @@ def test_measured_glyphs_a_hard_symmetry_is_not_called_label_changing():
     )  # fmt: skip
     v = task_verdicts(profile, history, metrics=metrics)
     assert v["scale"].search.status == "learning"
-    assert (v["scale"].verdict, v["scale"].max_safe_magnitude) == ("partial", 0.0)
-    assert "not invariant yet" in v["scale"].evidence
+    # issue 17: not "partial, safe to 0" only because the model is not invariant yet
+    assert (v["scale"].verdict, v["scale"].max_safe_magnitude) == ("undecided", 0.0)
+    assert v["scale"].decide.startswith("search longer")
     assert v["hflip"].verdict == "breaks"
-    # Without the search, the profile alone cannot tell the two apart.
+    # Without the search, the profile alone cannot tell the two apart, and says so.
     alone = task_verdicts(profile)
-    assert alone["scale"].verdict == alone["hflip"].verdict == "breaks"
+    assert alone["scale"].verdict == alone["hflip"].verdict == "undecided"
 
 
 def test_measured_arrows_a_floor_approached_from_above_still_breaks():
@@ -237,13 +246,21 @@ def test_measured_arrows_a_relabelling_breaks_while_the_search_still_learns():
                "scale": [0.1, 0.3, 0.45, 0.5, 0.45, 0.4, 0.35, 0.3, 0.27, 0.24]},
         clean=[0.73, 0.14, 0.13, 0.11, 0.09, 0.06, 0.05, 0.04, 0.03, 0.03],
     )  # fmt: skip
+    # issue 17: the model's one-to-one relabelling alone no longer decides (a model's guesses
+    # on images outside the data can be consistent); the images must lie in another class's support
     v = task_verdicts(profile, history, metrics=metrics)
     assert v["hflip"].search.status == "learning"
+    assert v["hflip"].verdict == v["scale"].verdict == "undecided"
+    support = SupportProfile(
+        {"hflip": [1.0], "scale": [-1.0, -0.5, 0.5, 1.0]},
+        {"hflip": [0.5], "scale": [0.0, 0.0, 0.01, 0.02]},
+        {"hflip": [0.1], "scale": [0.9, 0.6, 0.5, 0.8]},
+        0.0,
+    )
+    v = task_verdicts(profile, history, metrics=metrics, support=support)
     assert (v["hflip"].verdict, v["hflip"].max_safe_magnitude) == ("breaks", 0.0)
-    assert "50% of the images relabelled" in v["hflip"].evidence
-    assert v["scale"].verdict == "partial"  # fails too, but scatters its errors
-    profile.swap = None  # a profile from before the relabelling was measured
-    assert task_verdicts(profile, history, metrics=metrics)["hflip"].verdict == "partial"
+    assert "50% of the images sent into another class's support" in v["hflip"].evidence
+    assert v["scale"].verdict == "undecided"  # fails too, but its images leave the data
 
 
 def test_a_loss_close_to_clean_is_met():
@@ -251,7 +268,9 @@ def test_a_loss_close_to_clean_is_met():
     history, metrics = make_history({"color": [1.5, 0.8, 0.3, 0.25]}, clean=[1.5, 0.8, 0.3, 0.24])
     v = task_verdicts(profile, history, metrics=metrics)["color"]
     assert v.search.status == "met"
-    assert v.verdict == "partial"  # not label-changing, but this model is not invariant
+    # issue 17: the task keeps its label; that this model is not invariant is the other answer
+    assert (v.verdict, v.model_status) == ("symmetry", "fails")
+    assert "not invariant" in v.evidence
 
 
 def test_single_constraint_and_no_clean_loss():
@@ -283,8 +302,8 @@ def test_searcher_weights_vote():
     assert v["hflip"].search.votes == {"weight_low": True}
     assert v["hflip"].search.weight_ratio == pytest.approx(0.03 / 2.01)
     assert v["hflip"].verdict == "breaks" and v["hflip"].score > 0.9
-    assert v["rotate"].verdict == "partial"  # the searcher uses it: not label-changing
-    assert "weight" in v["rotate"].evidence
+    assert v["rotate"].verdict == "symmetry"  # the searcher uses it: not label-changing
+    assert v["rotate"].model_status == "fails" and "weight" in v["rotate"].evidence
 
 
 def test_weights_a_searcher_recorded_vote_too():
@@ -295,14 +314,14 @@ def test_weights_a_searcher_recorded_vote_too():
     history["epochs"][-1]["op_weights"] = {"hflip": 0.02, "rotate": 0.98}
     v = task_verdicts(profile, history, metrics=metrics)
     assert v["hflip"].search.votes["weight_low"] and not v["rotate"].search.votes["weight_low"]
-    assert v["hflip"].verdict == "breaks" and v["rotate"].verdict == "partial"
+    assert v["hflip"].verdict == "breaks" and v["rotate"].verdict == "undecided"
 
 
 def test_ops_outside_the_search_get_the_profile_alone():
     profile = make_profile({"hflip": {1.0: 1.5}})
     history, _ = make_history({"rotate": [1.0, 0.5]})
     v = task_verdicts(profile, history)["hflip"]
-    assert v.search is None and v.verdict == "breaks"
+    assert v.search is None and (v.verdict, v.model_status) == ("undecided", "fails")
 
 
 def test_scores_are_in_range_and_json_safe():

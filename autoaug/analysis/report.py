@@ -86,6 +86,7 @@ from autoaug.analysis.invariance import (
     plot_profile,
     untrained_copy,
 )
+from autoaug.analysis.support import support_profile
 from autoaug.analysis.verdicts import OpVerdict, SearchStats, task_verdicts
 from autoaug.ops import get_op
 from autoaug.policy import atomic_write_text
@@ -93,7 +94,7 @@ from autoaug.spaces import default_range, get_space
 
 SCHEMA_VERSION = 1
 DEFAULT_IMAGES = 500  # held-out images profiled: gaps resolve to about ±0.02 nats, a minute on one CPU core
-VERDICT_COLOURS = {"symmetry": "#1a9850", "partial": "#fdae61", "breaks": "#d73027"}
+VERDICT_COLOURS = {"symmetry": "#1a9850", "partial": "#fdae61", "breaks": "#d73027", "undecided": "#999999"}
 FILES = {
     "json": "symmetry_report.json",
     "markdown": "symmetry_report.md",
@@ -145,7 +146,8 @@ def build_report(
         }
         ops[op] = head | entry  # the verdict first, the evidence after
     summary = {
-        k: [op for op, v in verdicts.items() if v.verdict == k] for k in ("symmetry", "partial", "breaks")
+        k: [op for op, v in verdicts.items() if v.verdict == k]
+        for k in ("symmetry", "partial", "breaks", "undecided")
     }
     warnings = []
     k = dataset.get("num_classes")
@@ -203,7 +205,7 @@ def validate_report(report: Any) -> None:
     for op, e in ops.items():
         need(isinstance(e, dict), f"ops[{op!r}] must be an object")
         need(
-            e.get("verdict") in ("symmetry", "partial", "breaks"),
+            e.get("verdict") in ("symmetry", "partial", "breaks", "undecided"),
             f"ops[{op!r}].verdict is {e.get('verdict')!r}",
         )
         for key in ("max_safe_magnitude", "score"):
@@ -220,7 +222,10 @@ def validate_report(report: Any) -> None:
         need(e.get("profile") is None or isinstance(e["profile"], dict), f"ops[{op!r}].profile")
         need(e.get("search") is None or isinstance(e["search"], dict), f"ops[{op!r}].search")
     summary = report.get("summary")
-    need(isinstance(summary, dict) and set(summary) == {"symmetry", "partial", "breaks"}, "'summary'")
+    need(
+        isinstance(summary, dict) and set(summary) <= {"symmetry", "partial", "breaks", "undecided"},
+        "'summary'",
+    )
     need(isinstance(report.get("warnings"), list), "'warnings' must be a list")
 
 
@@ -266,7 +271,7 @@ def render_markdown(report: Mapping[str, Any]) -> str:
     lines += ["", f"Verdicts: {counts}.", ""]
     lines.append("| op | verdict | max safe magnitude | in op units | score | evidence |")
     lines.append("|---|---|---:|---|---:|---|")
-    order = {"breaks": 0, "partial": 1, "symmetry": 2}
+    order = {"breaks": 0, "partial": 1, "undecided": 2, "symmetry": 3}
     for op, e in sorted(report["ops"].items(), key=lambda kv: (order[kv[1]["verdict"]], -kv[1]["score"])):
         evidence = e["evidence"].replace("|", "/")
         lines.append(
@@ -404,7 +409,10 @@ def _profile_and_report(
     baseline = baseline.to(dev) if baseline is not None else None
     profile = invariance_profile(model, x, y, space=space, magnitudes=magnitudes, normalize=normalize,
                                  baseline=baseline, lie=lie, per_layer=per_layer, progress=progress)  # fmt: skip
-    verdicts = task_verdicts(profile, stats)
+    # where the transformed images lie: only images inside another class's support say "breaks"
+    support = support_profile(model, dataset.train.images, dataset.train.labels, x, y, space=space,
+                              magnitudes=magnitudes, normalize=normalize)  # fmt: skip
+    verdicts = task_verdicts(profile, stats, support=support)
     info = {"name": dataset.name, "split": split, "images": len(y), "num_classes": dataset.num_classes}
     report = build_report(verdicts, profile, dataset=info, model=model_info, search=search_info,
                           image_size=dataset.image_size)  # fmt: skip
