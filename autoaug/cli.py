@@ -419,7 +419,7 @@ def _method_in(argv: Sequence[str]) -> str | None:
     return method if isinstance(method, str) else None
 
 
-def resolve_config(config_cls, args: argparse.Namespace, extra: dict | None = None):
+def resolve_config(config_cls, args: argparse.Namespace):
     """Dataclass defaults <- the run's own settings (``--resume``) <- YAML file (--config) <-
     command-line flags. The file's values are checked themselves (a flag that sets the same
     setting does not hide a bad one); errors name the file or the flag. A flag of a method's
@@ -440,7 +440,6 @@ def resolve_config(config_cls, args: argparse.Namespace, extra: dict | None = No
         v = getattr(args, name, None)
         if v is not None:
             given[name] = _checked(config_cls, name, v)
-    given.update({k: v for k, v in (extra or {}).items() if v is not None})
     resume = getattr(args, "resume", False)
     values = resumed_settings(config_cls, given) if resume else {}
     for k, v in given.items():  # a section given in the file adds to the run's, key by key
@@ -540,7 +539,7 @@ def cmd_train(args: argparse.Namespace) -> None:
 def cmd_search(args: argparse.Namespace) -> None:
     from autoaug.search import SearchConfig, get_searcher
 
-    config = resolve_config(SearchConfig, args, extra={"method": args.method})
+    config = resolve_config(SearchConfig, args)
     study = Path(config.out) / "study.db"
     if args.resume and config.method == "optuna" and not config.optuna.storage and not study.is_file():
         raise FileNotFoundError(f"nothing to resume in {config.out}: no {study.name}")
@@ -694,15 +693,11 @@ def build_parser(argv: Sequence[str] = ()) -> argparse.ArgumentParser:
         f"{p.description}. Shown: the common settings and {shown}'s; {others} --help shows that method's. "
         "Each flag's value is also a key of --config YAML (a method's under its section, e.g. mcmc: {epsilon: 0.6})."
     )
-    p.add_argument("--method", default=None, metavar="METHOD",
-                   help="mcmc (default: a sampler under an invariance constraint, trains the model); bilevel "
-                        "(a differentiable policy by hypergradient); optuna (TPE over policies); each has its own "
-                        "settings")  # fmt: skip
     p.add_argument("--config", metavar="YAML", help="settings file (configs/*.yaml); flags override it")
     p.add_argument("--resume", action="store_true",
                    help="continue a killed search from OUT/checkpoint.pt (optuna: its study), with its settings; "
                         "flags may add epochs (optuna: trials); other changes need --override")  # fmt: skip
-    add_config_flags(p, SearchConfig, skip=("method", "policy"), method=shown)
+    add_config_flags(p, SearchConfig, skip=("policy",), method=shown)
 
     add("datasets", cmd_datasets, "list the datasets and whether each is available here")
 

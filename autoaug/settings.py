@@ -262,22 +262,22 @@ def to_yaml(config: Settings, header: str = "") -> str:
     return "\n".join(lines) + "\n"
 
 
-def settings_markdown(cls: type, title: str) -> str:
-    """A Markdown table of ``cls``'s settings (sections as their own tables): key, flag,
-    default, what it does; the settings reference ``SETTINGS.md`` is made of these."""
-    out = [f"## {title}", "", "| key | flag | default | what it does |", "|---|---|---|---|"]
-    sections = []
+def settings_markdown(cls: type, title: str, skip: tuple[str, ...] = ()) -> str:
+    """Markdown tables of ``cls``'s settings, one for its own and one per section: key, flag,
+    default, what it does (the settings reference, ``SETTINGS.md``, is made of these)."""
+    rows, sections = [], []
     for name, f in cls.fields().items():
         kind = field_kind(cls, name)[0]
         if is_section(kind):
             sections.append(kind)
-            continue
-        if not f.metadata.get("help"):
-            continue
-        flag = "--" + name.replace("_", "-")
-        out.append(f"| `{cls.key(name)}` | `{flag}` | `{f.default}` | {help_line(f, default=False)} |")
+        elif name not in skip:
+            default = "" if f.default is None else f"`{f.default}`"
+            rows.append(
+                f"| `{cls.key(name)}` | `{'--' + name.replace('_', '-')}` | {default} | {help_line(f, False)} |"
+            )
+    out = [f"## {title}", "", "| key | flag | default | what it does |", "|---|---|---|---|", *rows]
     for kind in sections:
-        out += ["", settings_markdown(kind, f"{title}: section `{kind.SECTION}:`").split("\n", 2)[2]]
+        out += ["", settings_markdown(kind, f"{title}: `{kind.SECTION}:` (`--method {kind.SECTION}`)")]
     return "\n".join(out)
 
 
