@@ -368,25 +368,32 @@ def test_weak_model():
 
 
 def test_agreement_with_a_ground_truth():
+    """Exact: the verdict, and a partial's safe magnitude inside the declared interval; binary:
+    keeps at every magnitude or not; undecided: counted apart, in neither rate."""
     v = {
         "hflip": OpVerdict("hflip", "breaks", 0.0, 0.9, ""),
         "rotate": OpVerdict("rotate", "partial", 0.5, 0.7, ""),
-        "scale": OpVerdict("scale", "partial", 0.0, 0.6, ""),
+        "scale": OpVerdict("scale", "partial", 0.75, 0.6, ""),
+        "shear_x": OpVerdict("shear_x", "partial", 0.5, 0.6, ""),
         "vflip": OpVerdict("vflip", "symmetry", 1.0, 0.6, ""),
+        "invert": OpVerdict("invert", "undecided", 0.0, 0.5, ""),
     }
     truth = {
         "hflip": "breaks",
         "rotate": "symmetry",
-        "scale": "symmetry",
+        "scale": "partial",
+        "shear_x": "partial",
         "vflip": "breaks",
+        "invert": "breaks",
         "hue": "symmetry",
     }
-    a = agreement(v, truth)
-    assert a["ops"] == 4
-    assert a["strict"] == 0.25
-    assert a["lenient"] == 0.5
-    assert a["binary"] == 0.75
-    assert a["misses"] == ["rotate", "scale", "vflip"]
+    a = agreement(v, truth, {"scale": (0.25, 0.5), "shear_x": (0.25, 0.5)})
+    assert (a["ops"], a["decided"], a["undecided"], a["undecided_ops"]) == (6, 5, 1, ["invert"])
+    assert (a["exact_count"], a["binary_count"]) == (2, 3)
+    assert a["exact"] == 2 / 5 and a["binary"] == 3 / 5
+    assert [m["op"] for m in a["misses"]] == ["rotate", "scale", "vflip"]
+    assert [m["binary"] for m in a["misses"]] == [False, True, False]
+    assert math.isnan(agreement({"invert": v["invert"]}, truth)["exact"])  # nothing decided
 
 
 def test_verdicts_do_not_depend_on_names_of_data():

@@ -86,7 +86,7 @@ from autoaug.analysis.invariance import (
     plot_profile,
     untrained_copy,
 )
-from autoaug.analysis.support import support_profile
+from autoaug.analysis.support import SupportProfile, support_profile
 from autoaug.analysis.verdicts import OpVerdict, SearchStats, task_verdicts
 from autoaug.ops import get_op
 from autoaug.policy import atomic_write_text
@@ -101,6 +101,7 @@ FILES = {
     "heatmaps": "invariance_heatmaps.png",
     "verdicts_png": "verdicts.png",
     "profile": "invariance_profile.json",
+    "support": "support_profile.json",
 }
 
 _THRESHOLDS = ("GAP_REL", "GAP_ABS", "VACUOUS_TOL", "WEAK_MODEL", "SEARCH_EXCESS", "FLAT_SLOPE", "RELAX_MIN",
@@ -331,13 +332,23 @@ def plot_verdicts(report: Mapping[str, Any], out_png: str | Path) -> Path:
     return save_figure_atomic(fig, out_png)
 
 
-def write_report(report: dict[str, Any], profile: InvarianceProfile, out_dir: str | Path) -> dict[str, Path]:
-    """Write the JSON, the Markdown, the profile and the PNGs into ``out_dir``; returns their paths."""
+def write_report(
+    report: dict[str, Any],
+    profile: InvarianceProfile,
+    out_dir: str | Path,
+    support: SupportProfile | None = None,
+) -> dict[str, Path]:
+    """Write the JSON, the Markdown, the profiles and the PNGs into ``out_dir``; returns their paths.
+
+    With ``support`` (:func:`~autoaug.analysis.support.support_profile`) its measurements are
+    written too, so the verdicts can be derived again without measuring (:func:`load_measurements`)."""
     out = Path(out_dir)
-    paths = {k: out / name for k, name in FILES.items()}
+    paths = {k: out / name for k, name in FILES.items() if k != "support" or support is not None}
     report["files"] = {k: str(p) for k, p in paths.items()}
     validate_report(report)
     profile.save(paths["profile"])
+    if support is not None:
+        atomic_write_text(paths["support"], json.dumps(json_safe(support.to_dict())) + "\n")
     plot_profile(profile, paths["heatmaps"])
     plot_verdicts(report, paths["verdicts_png"])
     atomic_write_text(paths["markdown"], render_markdown(report))
@@ -416,7 +427,7 @@ def _profile_and_report(
     info = {"name": dataset.name, "split": split, "images": len(y), "num_classes": dataset.num_classes}
     report = build_report(verdicts, profile, dataset=info, model=model_info, search=search_info,
                           image_size=dataset.image_size)  # fmt: skip
-    write_report(report, profile, out)
+    write_report(report, profile, out, support)
     return report
 
 
@@ -499,6 +510,25 @@ def analyze_run(
     )  # fmt: skip
 
 
+def saved_verdicts(run_dir: str | Path, analysis_dir: str | Path | None = None) -> dict[str, OpVerdict]:
+    """The verdicts of an analyzed search run derived again from what its analysis saved (the
+    invariance profile, the support profile) and its ``history.json``, with the thresholds in force
+    now: nothing is measured again, so the same thresholds give ``autoaug analyze``'s verdicts.
+
+    Raises:
+        FileNotFoundError: a file is missing (an analysis written before the support profile was saved).
+    """
+    run = Path(run_dir)
+    out = Path(analysis_dir) if analysis_dir is not None else run / "analysis"
+    path = out / FILES["support"]
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} not found: analyze the run again (autoaug analyze {run})")
+    support = SupportProfile.from_dict(json.loads(path.read_text()))
+    return task_verdicts(
+        InvarianceProfile.load(out / FILES["profile"]), SearchStats.from_run(run), support=support
+    )
+
+
 def analyze_checkpoint(
     checkpoint: str | Path,
     dataset: str,
@@ -551,6 +581,7 @@ __all__ = [
     "build_report",
     "plot_verdicts",
     "render_markdown",
+    "saved_verdicts",
     "validate_report",
     "verdict_table",
     "write_report",

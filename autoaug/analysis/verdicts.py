@@ -905,41 +905,56 @@ def _clip(x: float) -> float:
     return min(1.0, max(0.0, x))
 
 
-def agreement(verdicts: Mapping[str, OpVerdict], truth: Mapping[str, str]) -> dict[str, Any]:
-    """How many verdicts match a declared ground truth (op -> ``"symmetry"``|``"breaks"``).
+def agreement(
+    verdicts: Mapping[str, OpVerdict],
+    truth: Mapping[str, str],
+    safe: Mapping[str, tuple[float, float]] | None = None,
+) -> dict[str, Any]:
+    """How many verdicts match a declared ground truth (op -> ``"symmetry"``|``"partial"``|``"breaks"``).
 
-    ``strict``: the verdict equals the truth. ``lenient``: a ``partial`` verdict with a
-    positive safe magnitude counts as ``symmetry`` (the op keeps the label at small
-    magnitudes); ``partial`` at 0 counts as neither. ``binary``: ``breaks`` against anything
-    else (does the op change the label?). Ops in ``truth`` without a verdict are
-    skipped. For checking a report against a synthetic task; verdicts never read the truth.
+    An ``undecided`` verdict is neither right nor wrong: it is counted apart (``undecided``) and
+    left out of both rates. ``exact``: the verdict equals the truth, and a ``partial`` one's
+    largest safe magnitude lies in the declared interval ``safe[op] = (low, high)`` (any, without
+    one). ``binary`` (keeps vs breaks): whether the op changes the label at some magnitude
+    (``partial`` or ``breaks``) or at none (``symmetry``), on both sides. Ops in ``truth`` without
+    a verdict are skipped. For checking a report against a synthetic task; verdicts never read
+    the truth.
 
     Examples:
         >>> v = {"hflip": OpVerdict("hflip", "breaks", 0.0, 0.9, ""),
-        ...      "rotate": OpVerdict("rotate", "partial", 0.5, 0.7, "")}
-        >>> a = agreement(v, {"hflip": "breaks", "rotate": "symmetry", "scale": "symmetry"})
-        >>> a["strict"], a["lenient"], a["binary"], a["misses"]
-        (0.5, 1.0, 1.0, ['rotate'])
+        ...      "scale": OpVerdict("scale", "partial", 0.25, 0.7, ""),
+        ...      "rotate": OpVerdict("rotate", "undecided", 0.5, 0.5, "")}
+        >>> a = agreement(v, {"hflip": "breaks", "scale": "partial", "rotate": "symmetry"}, {"scale": (0.5, 0.5)})
+        >>> a["exact"], a["binary"], a["undecided"], [m["op"] for m in a["misses"]]
+        (0.5, 1.0, 1, ['scale'])
     """
+    safe = safe or {}
     rows = {op: t for op, t in truth.items() if op in verdicts}
-    strict = lenient = binary = 0
-    misses = []
+    exact = binary = 0
+    undecided, misses = [], []
     for op, t in rows.items():
         v = verdicts[op]
-        binary += (v.verdict == "breaks") == (t == "breaks")
-        if v.verdict == t:
-            strict += 1
-            lenient += 1
+        if v.verdict == "undecided":
+            undecided.append(op)
             continue
-        misses.append(op)
-        if t == "symmetry" and v.verdict == "partial" and v.max_safe_magnitude > 0:
-            lenient += 1
-    n = len(rows)
+        low, high = safe.get(op, (0.0, 1.0))
+        right = v.verdict == t and (t != "partial" or low - 1e-9 <= v.max_safe_magnitude <= high + 1e-9)
+        keeps = (v.verdict == "symmetry") == (t == "symmetry")
+        exact += right
+        binary += keeps
+        if not right:
+            misses.append({"op": op, "truth": t, "verdict": v.verdict, "max_safe_magnitude": v.max_safe_magnitude,
+                           "safe": list(safe[op]) if op in safe else None, "binary": keeps})  # fmt: skip
+    decided = len(rows) - len(undecided)
     return {
-        "ops": n,
-        "strict": strict / n if n else math.nan,
-        "lenient": lenient / n if n else math.nan,
-        "binary": binary / n if n else math.nan,
+        "ops": len(rows),
+        "decided": decided,
+        "undecided": len(undecided),
+        "undecided_ops": undecided,
+        "exact": exact / decided if decided else math.nan,
+        "binary": binary / decided if decided else math.nan,
+        "exact_count": exact,
+        "binary_count": binary,
         "misses": misses,
     }
 
