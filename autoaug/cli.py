@@ -362,7 +362,8 @@ def add_config_flags(
 
     groups: dict[str | None, argparse._ArgumentGroup] = {}
     sections = []
-    for name, f in config_cls.fields().items():
+    fields = sorted(config_cls.fields().items(), key=lambda item: item[1].metadata.get("group") != "search")
+    for name, f in fields:  # the search's own settings (method, space) first
         kind = field_kind(config_cls, name)[0]
         if is_section(kind):
             sections.append((name, kind))
