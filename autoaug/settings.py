@@ -4,7 +4,7 @@ A field is declared once with :func:`setting`: its default, a help line (what it
 unit) and its :class:`Limit`. That one declaration is the command line's ``--flag`` and its
 help, the type and range check on construction, the comment above the key in a run's
 resolved ``config.yaml`` (:func:`to_yaml`), and the settings reference
-(:func:`settings_markdown`, ``SETTINGS.md``). A config may hold sections, themselves
+(:func:`settings_markdown`, ``configs/SETTINGS.md``). A config may hold sections, themselves
 :class:`Settings` (``autoaug search``'s ``mcmc:``, ``bilevel:``, ``optuna:``), which nest in
 YAML and in JSON and are named ``section.key`` in messages.
 
@@ -83,7 +83,7 @@ def setting(
     Args:
         default: the default value (or ``factory``: a callable that makes it, for a section).
         help: what the setting does and its unit, in a few words; the ``--flag``'s help line,
-            the comment in ``config.yaml`` and the line in ``SETTINGS.md``.
+            the comment in ``config.yaml`` and the line in ``configs/SETTINGS.md``.
         limit: the allowed range of a number.
         group: the heading the flag is listed under in ``--help`` (data, training, run, ...).
     """
@@ -264,7 +264,7 @@ def to_yaml(config: Settings, header: str = "") -> str:
 
 def settings_markdown(cls: type, title: str, skip: tuple[str, ...] = ()) -> str:
     """Markdown tables of ``cls``'s settings, one for its own and one per section: key, flag,
-    default, what it does (the settings reference, ``SETTINGS.md``, is made of these)."""
+    default, what it does (the settings reference, ``configs/SETTINGS.md``, is made of these)."""
     rows, sections = [], []
     for name, f in cls.fields().items():
         kind = field_kind(cls, name)[0]

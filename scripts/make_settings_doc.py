@@ -1,9 +1,9 @@
-"""Write SETTINGS.md, the reference of every setting of ``autoaug train`` and ``autoaug search``,
+"""Write configs/SETTINGS.md, the reference of every setting of ``autoaug train`` and ``autoaug search``,
 from the settings' own declarations (autoaug/settings.py: the help line each field carries, as
 the flags and the resolved config.yaml show it). tests/test_settings.py checks it is current.
 
 Run:
-    python scripts/make_settings_doc.py            # rewrites SETTINGS.md
+    python scripts/make_settings_doc.py            # rewrites configs/SETTINGS.md
 """
 
 from __future__ import annotations
@@ -35,5 +35,5 @@ def render() -> str:
 
 
 if __name__ == "__main__":
-    path = atomic_write_text(ROOT / "SETTINGS.md", render())
+    path = atomic_write_text(ROOT / "configs" / "SETTINGS.md", render())
     print(f"wrote {path}")

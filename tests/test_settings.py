@@ -1,5 +1,5 @@
 """Settings: one declaration per setting (its help line and range) behind the flags, the
-resolved config.yaml and SETTINGS.md; a section per search method; old flat configs."""
+resolved config.yaml and configs/SETTINGS.md; a section per search method; old flat configs."""
 
 from __future__ import annotations
 
@@ -196,7 +196,7 @@ def test_settings_md_is_current():
     )
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    assert (REPO / "SETTINGS.md").read_text() == module.render(), "run python scripts/make_settings_doc.py"
+    assert (REPO / "configs" / "SETTINGS.md").read_text() == module.render(), "run python scripts/make_settings_doc.py"
 
 
 def test_the_shipped_configs_load():
