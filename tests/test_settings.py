@@ -196,7 +196,9 @@ def test_settings_md_is_current():
     )
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    assert (REPO / "configs" / "SETTINGS.md").read_text() == module.render(), "run python scripts/make_settings_doc.py"
+    assert (REPO / "configs" / "SETTINGS.md").read_text() == module.render(), (
+        "run python scripts/make_settings_doc.py"
+    )
 
 
 def test_the_shipped_configs_load():
