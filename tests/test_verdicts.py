@@ -14,6 +14,7 @@ from autoaug.analysis.invariance import InvarianceProfile
 from autoaug.analysis.support import SupportProfile
 from autoaug.analysis.verdicts import (
     FLAT_SLOPE,
+    FLOOR_SUPPORT,
     GAP_ABS,
     OpVerdict,
     SearchStats,
@@ -261,6 +262,31 @@ def test_measured_arrows_a_relabelling_breaks_while_the_search_still_learns():
     assert (v["hflip"].verdict, v["hflip"].max_safe_magnitude) == ("breaks", 0.0)
     assert "50% of the images sent into another class's support" in v["hflip"].evidence
     assert v["scale"].verdict == "undecided"  # fails too, but its images leave the data
+
+
+def test_a_floor_without_images_of_another_class_is_undecided():
+    """A search's floor says the label changes only where some transformed images lie in another
+    class's support (FLOOR_SUPPORT); where none does (contrast washing a scene out of the data),
+    the op is undecided and the report says what to look at."""
+    profile = make_profile({"contrast": signed(0.1, 0.5, 0.9, 1.2)})
+    history, metrics = make_history(
+        {"contrast": [1.6, 1.2, 1.1, 1.0, 1.0, 1.0, 1.0]},
+        lam={"contrast": [0.8, 1.0, 1.1, 1.6, 2.1, 2.4, 2.4]},
+        relax={"contrast": [0.2, 0.4, 0.5, 0.7, 0.9, 1.1, 1.2]},
+        clean=[1.6, 1.1, 0.8, 0.4, 0.24, 0.21, 0.19],
+    )
+
+    def support(rate):
+        return SupportProfile({"contrast": [-1.0, -0.5, 0.5, 1.0]}, {"contrast": [rate] * 4},
+                              {"contrast": [0.9] * 4}, 0.0)  # fmt: skip
+
+    alone = task_verdicts(profile, history, metrics=metrics)["contrast"]
+    assert (alone.search.status, alone.verdict, alone.max_safe_magnitude) == ("floor", "partial", 0.25)
+    none = task_verdicts(profile, history, metrics=metrics, support=support(0.0))["contrast"]
+    assert (none.verdict, none.max_safe_magnitude) == ("undecided", 0.25)
+    assert none.decide.startswith("look at the transformed images")
+    some = task_verdicts(profile, history, metrics=metrics, support=support(FLOOR_SUPPORT))["contrast"]
+    assert (some.verdict, some.max_safe_magnitude) == ("partial", 0.25)
 
 
 def test_a_loss_close_to_clean_is_met():

@@ -104,7 +104,8 @@ FILES = {
     "support": "support_profile.json",
 }
 
-_THRESHOLDS = ("GAP_REL", "GAP_ABS", "VACUOUS_TOL", "WEAK_MODEL", "SEARCH_EXCESS", "FLAT_SLOPE", "RELAX_MIN",
+_THRESHOLDS = ("GAP_REL", "GAP_ABS", "VACUOUS_TOL", "WEAK_MODEL", "SUPPORT_MIN", "FLOOR_SUPPORT", "SEARCH_EXCESS",
+               "FLAT_SLOPE", "RELAX_MIN",
                "MASS_HIGH", "WEIGHT_LOW")  # fmt: skip
 
 # --------------------------------------------------------------------------------- report

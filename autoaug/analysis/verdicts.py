@@ -33,9 +33,12 @@ at least :data:`SUPPORT_MIN` of the images sent inside the  the label changes fr
 support of another class (:mod:`autoaug.analysis.support`)  at the first magnitude, else ``partial``
 the model keeps its loss there, or the search met the       the label is kept at m: go on
 op's constraint
-the model fails there and the search saw a floor            the label changes from m (as above)
+the model fails there and the search saw a floor, with at   the label changes from m (as above)
+least :data:`FLOOR_SUPPORT` of the images inside another
+class's support (or no support measured)
 the model fails there, the search still learning or absent  ``undecided``: the images lie outside
                                                             the data; "search longer" decides it
+the model fails there, a floor, no image of another class   ``undecided``: "look at the images"
 ==========================================================  ==================================
 
 An op that reaches its largest magnitude is a ``symmetry``. A model's guess on an image outside
@@ -137,6 +140,17 @@ model's embedding). Provisional, measured on one task of the suite's calibration
 label (every photometric op, rotate, scale, shear, small shifts) 0.00 at every magnitude; the shifts
 that move the disc into another quadrant 0.12-0.16 at m = 0.75 and 0.5 at m = 1, flips and quarter
 turns 0.82-0.88."""
+
+FLOOR_SUPPORT = 0.02
+"""Where the support was measured, a search's floor says the label changes only when at least this
+fraction of the images goes inside another class's support at that magnitude (more than on the
+untransformed images); below it the op is ``undecided`` (its images leave the data without
+becoming another class's: it may destroy what tells the classes apart, or be a symmetry this
+model has not learned). Calibrated on the suite's calibration half (default searches, 500 held-out
+images; ``scripts/symmetry_suite.py``): with the floor alone deciding (0), quadrants' contrast and
+gaussian_blur, both keeping the label, came out ``partial`` (a floor at m = 0.5 and 0.75, no image
+in another class's support); every op whose break the support saw was sent there at 0.15 or
+more. Any value in (0, :data:`SUPPORT_MIN`] gives the same verdicts there; 0.02 is 10 images of 500."""
 
 SEARCH_EXCESS = 0.1
 """A search sees a floor only when the op's augmented loss in the last epoch is at least this
@@ -745,6 +759,9 @@ def task_verdicts(
             decide = (
                 "run a search (autoaug search): its augmented loss tells a floor from a symmetry not learned yet"
                 if ev is None or ev.status == "unknown"
+                else "look at the transformed images: the search saw a floor, but none looks like an image of "
+                "another class (the op may destroy what tells the classes apart)"
+                if ev.status == "floor"
                 else "search longer: the augmented loss is still falling, and no transformed image looks like "
                 "an image of another class"
             )
@@ -791,7 +808,8 @@ def _walk(
         if g <= sm.threshold or status == "met":
             kept, changed_any = m, True
             continue
-        first, why = m, "floor" if status == "floor" else "undecided"
+        floor = status == "floor" and (at is None or at[0] >= FLOOR_SUPPORT)
+        first, why = m, "floor" if floor else "undecided"
         break
     if first is None:
         return "symmetry", 1.0, None, why, rates
@@ -961,6 +979,7 @@ def agreement(
 
 __all__ = [
     "FLAT_SLOPE",
+    "FLOOR_SUPPORT",
     "GAP_ABS",
     "GAP_REL",
     "MASS_HIGH",
