@@ -34,6 +34,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from autoaug.data import Dataset, DeviceLoader, load_dataset
+from autoaug.data.images import CROPS, parse_image_size
+from autoaug.data.stream import FileSplit, StreamLoader, pixel_stats, sequential_batches
 from autoaug.models import build_model
 from autoaug.policy import Policy, atomic_write_text, load_policy
 from autoaug.settings import Limit, SettingError, Settings, flatten, setting, to_yaml
@@ -68,10 +70,10 @@ class TrainConfig(Settings):
     # or how it runs, not what the checkpoint holds.
     RESUMABLE_CHANGES: ClassVar[tuple[str, ...]] = (
         "epochs", "data_root", "download", "device", "amp", "channels_last", "compile", "eval_batch_size",
-        "test_every", "progress", "out", "override",
+        "test_every", "progress", "out", "override", "stream", "memory_budget", "workers",
     )  # fmt: skip
     # Settings that make another run: a checkpoint made with other values is refused, even with --override.
-    IDENTITY: ClassVar[tuple[str, ...]] = ("dataset", "train_size", "val_size", "model", "seed")
+    IDENTITY: ClassVar[tuple[str, ...]] = ("dataset", "train_size", "val_size", "model", "seed", "image_size")
 
     dataset: str = setting("glyphs", group="data",
         help="the dataset: glyphs or arrows (built-in, synthetic), fashion-mnist, mnist, cifar10, cifar100, "
@@ -85,6 +87,19 @@ class TrainConfig(Settings):
         help="training images used, drawn once from the training split with the seed (empty: all)")  # fmt: skip
     val_size: float = setting(0.1, group="data",
         help="held out of the training images for validation: a fraction in [0, 1), or a count of images")  # fmt: skip
+    image_size: str | None = setting(None, group="data",
+        help="HxW or H: resize images on load, as torchvision does (the shorter side to cover HxW, then the "
+             "centre HxW), so a folder may mix sizes (empty: as they are, all of one size)")  # fmt: skip
+    train_crop: str = setting("center", group="data",
+        help="how a folder's training images reach --image-size: center (as evaluation) or random "
+             "(RandomResizedCrop, a new crop each epoch; the training images then stream)")  # fmt: skip
+    stream: str = setting("auto", group="data",
+        help="decode a folder's images from disk each epoch, in DataLoader workers: auto (when they would "
+             "take more than --memory-budget), on, off")  # fmt: skip
+    memory_budget: float = setting(4.0, group="data", limit=Limit(0, low_open=True),
+        help="GiB a folder's decoded uint8 images may take in memory before it streams (stream auto)")  # fmt: skip
+    workers: int = setting(2, group="data", limit=Limit(0),
+        help="DataLoader worker processes that decode and resize a folder's images (0: the main process)")  # fmt: skip
     model: str = setting("small_cnn", group="training",
         help="the architecture: small_cnn, resnet18 (CIFAR stem), wrn-40-2, wrn-28-10")  # fmt: skip
     policy: str = setting("none", group="training",
@@ -127,6 +142,15 @@ class TrainConfig(Settings):
 
     @classmethod
     def check(cls, name: str, value: Any) -> Any:
+        choices = {"train_crop": CROPS, "stream": ("auto", "on", "off")}.get(name)
+        if choices is not None and value not in choices:
+            raise SettingError(name, value, f"one of {', '.join(choices)}")
+        if name == "image_size" and value is not None:
+            try:
+                size = parse_image_size(value)
+            except ValueError:
+                raise SettingError(name, value, "HxW or H in pixels, e.g. 224 or 64x48") from None
+            return f"{size[0]}x{size[1]}"
         if name == "val_size" and not isinstance(value, bool):
             expected = "a number in [0, 1) (a fraction), or a count >= 0"
             if isinstance(value, int):  # a count of held-out images (a float is a fraction)
@@ -327,14 +351,7 @@ class Trainer:
             self.device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
             torch.cuda.set_device(self.device)
         self.out = Path(config.out)
-        self.dataset = dataset or load_dataset(
-            config.dataset,
-            root=config.data_root,
-            train_size=config.train_size,
-            val_size=config.val_size,
-            seed=config.seed,
-            download=config.download,
-        )
+        self.dataset = dataset or dataset_of(config)
         self.step = step or PolicyStep(load_policy(config.policy), seed=config.seed)
         torch.manual_seed(config.seed)
         self.model = build_model(config.model, self.dataset.channels, self.dataset.num_classes).to(
@@ -350,17 +367,23 @@ class Trainer:
             )
         if config.compile:
             self.net = torch.compile(self.net)
-        train = self.dataset.train.images.float() / 255.0
-        self.mean = train.mean(dim=(0, 2, 3)).to(self.device).view(1, -1, 1, 1)
-        self.std = train.std(dim=(0, 2, 3)).clamp(min=1e-3).to(self.device).view(1, -1, 1, 1)
-        self.loader = DeviceLoader(
-            self.dataset.train,
-            config.batch_size,
-            device=self.device,
-            shuffle=True,
-            drop_last=True,
-            seed=config.seed,
-        )
+        mean, std = pixel_stats(self.dataset.train, seed=config.seed)
+        self.mean = mean.to(self.device).view(1, -1, 1, 1)
+        self.std = std.clamp(min=1e-3).to(self.device).view(1, -1, 1, 1)
+        self.loader: DeviceLoader | StreamLoader
+        if isinstance(self.dataset.train, FileSplit):
+            self.loader = StreamLoader(self.dataset.train, config.batch_size, device=self.device, shuffle=True,
+                                       drop_last=True, seed=config.seed, workers=config.workers, rank=self.rank,
+                                       world=self.world)  # fmt: skip
+        else:
+            self.loader = DeviceLoader(
+                self.dataset.train,
+                config.batch_size,
+                device=self.device,
+                shuffle=True,
+                drop_last=True,
+                seed=config.seed,
+            )
         if self._batches_per_epoch() == 0:
             n = len(self.dataset.train)
             raise ValueError(
@@ -403,7 +426,8 @@ class Trainer:
         """This process's batches for one epoch (a shard of the epoch under torchrun).
 
         Every process walks the same seeded order and keeps every ``world``-th batch; all take
-        the same number of batches, or DistributedDataParallel would wait forever.
+        the same number of batches, or DistributedDataParallel would wait forever. A streaming
+        loader decodes only this process's batches (the others' come as ``None``).
         """
         mine = 0
         for i, (images, labels) in enumerate(self.loader):
@@ -421,10 +445,9 @@ class Trainer:
             return {}
         self.model.eval()
         total_loss, correct = 0.0, 0
-        bs = self.config.eval_batch_size
-        for i in range(0, len(split), bs):
-            x = split.images[i : i + bs].to(self.device).float() / 255.0
-            y = split.labels[i : i + bs].to(self.device)
+        for images, labels in sequential_batches(split, self.config.eval_batch_size, self.config.workers):
+            x = images.to(self.device).float() / 255.0
+            y = labels.to(self.device)
             logits = self.forward(x, net=self.model)
             total_loss += F.cross_entropy(logits, y, reduction="sum").item()
             correct += (logits.argmax(1) == y).sum().item()
@@ -573,6 +596,23 @@ class Trainer:
         return self.history[-1] if self.history else {}
 
 
+def dataset_of(config: TrainConfig) -> Dataset:
+    """The dataset a config names, loaded with its data settings (size, crop, streaming)."""
+    return load_dataset(
+        config.dataset,
+        root=config.data_root,
+        train_size=config.train_size,
+        val_size=config.val_size,
+        seed=config.seed,
+        download=config.download,
+        image_size=config.image_size,
+        train_crop=config.train_crop,
+        stream=config.stream,
+        memory_budget=config.memory_budget,
+        workers=config.workers,
+    )
+
+
 def train(config: TrainConfig, resume: bool = False) -> dict[str, Any]:
     """Train with a config; the Python twin of ``autoaug train``."""
     return Trainer(config).fit(resume=resume)
@@ -585,6 +625,7 @@ __all__ = [
     "Trainer",
     "TrainingDiverged",
     "check_resumable",
+    "dataset_of",
     "read_checkpoint",
     "resolve_device",
     "train",

@@ -327,6 +327,14 @@ def _dataset_cases(root: Path) -> list[tuple[str, list[str], str]]:
     (truncated / "b" / "2.png").write_bytes(png[: len(png) // 2])
     sizes = folder("mixed_sizes")
     _png(sizes / "b" / "9.png", size=(9, 9))
+    float_mode = folder("float_mode")  # 32-bit float pixels: no 8-bit reading of them is the right one
+    Image.fromarray(np.zeros((8, 8), np.float32)).save(float_mode / "a" / "f.tiff")
+    bad_jpeg = folder("mixed_sizes_bad_jpeg")  # any sizes with --image-size, but one file is no image
+    _png(bad_jpeg / "a" / "9.png", size=(13, 7))
+    noise = np.random.default_rng(0).integers(0, 256, (40, 40, 3), dtype=np.uint8)
+    Image.fromarray(noise).save(bad_jpeg / "b" / "broken.jpg", quality=95)
+    whole_jpeg = (bad_jpeg / "b" / "broken.jpg").read_bytes()  # a good header, then cut off
+    (bad_jpeg / "b" / "broken.jpg").write_bytes(whole_jpeg[: len(whole_jpeg) // 3])
     test_classes = d / "test_has_other_classes"
     for split, classes in (("train", ("a", "b")), ("test", ("a", "c"))):
         for cls in classes:
@@ -334,6 +342,10 @@ def _dataset_cases(root: Path) -> list[tuple[str, list[str], str]]:
 
     def train(name: str) -> list[str]:
         return ["train", "--dataset", name, *TRAIN, "--out", str(root / "out" / Path(name).stem)]
+
+    def train_all(name: str, *flags: str) -> list[str]:  # every image of a small folder, read in training
+        return ["train", "--dataset", name, "--batch-size", "2", "--epochs", "1", "--device", "cpu",
+                "--no-progress", "--val-size", "0", "--workers", "0", *flags, "--out", str(root / "out" / "all")]  # fmt: skip
 
     return [
         ("npz_float_pixels", train(f"npz:{d / 'float_pixels.npz'}"), "dtype float32, expected uint8"),
@@ -356,6 +368,37 @@ def _dataset_cases(root: Path) -> list[tuple[str, list[str], str]]:
         ("folder_mixed_sizes", train(f"folder:{sizes}"), "must have the same size"),
         ("folder_test_classes", train(f"folder:{test_classes}"), "do not appear in the training folder"),
         ("folder_missing", train(f"folder:{d / 'nowhere'}"), "no such directory"),
+        ("folder_float_mode", train(f"folder:{float_mode}"), "f.tiff: pixel mode 'F' (not 8-bit)"),
+        (
+            "folder_sized_bad_jpeg",
+            train_all(f"folder:{bad_jpeg}", "--image-size", "8x8"),
+            "broken.jpg: not an image PIL can read",
+        ),
+        (
+            "folder_streamed_bad_jpeg",
+            train_all(f"folder:{bad_jpeg}", "--image-size", "8", "--stream", "on"),
+            "broken.jpg: not an image PIL can read",
+        ),
+        (
+            "image_size_text",
+            [*train(f"folder:{sizes}"), "--image-size", "big"],
+            "--image-size big: expected HxW or H",
+        ),
+        (
+            "image_size_zero",
+            [*train(f"folder:{sizes}"), "--image-size", "0x8"],
+            "--image-size 0x8: expected HxW or H",
+        ),
+        (
+            "train_crop_unknown",
+            [*train(f"folder:{sizes}"), "--train-crop", "corner"],
+            "--train-crop corner: expected one of center, random",
+        ),
+        (
+            "stream_on_for_npz",
+            [*train(f"npz:{d / 'float_pixels.npz'}"), "--stream", "on"],
+            "need a folder:PATH",
+        ),
         ("folder_is_a_file", train(f"folder:{d / 'no_y.npz'}"), "no such directory"),
     ]
 

@@ -5,7 +5,9 @@
   ImageFolder directory (``folder:PATH``) or a ``.npz`` file (``npz:PATH``);
 * :func:`list_datasets`: what is known, what is installed, and how to get the rest;
 * :class:`DeviceLoader`, :func:`to_float`, :func:`normalize`, :func:`channel_stats`: batches
-  by indexing a device-resident split, conversion and normalization on the device.
+  by indexing a device-resident split, conversion and normalization on the device;
+* :class:`FileSplit`, :class:`StreamLoader`: a folder too large for memory, decoded and resized
+  in DataLoader workers, batched in the same seeded order (:mod:`autoaug.data.stream`).
 
 Example:
     >>> from autoaug.data import DeviceLoader, load_dataset, to_float
@@ -18,6 +20,7 @@ Example:
 from autoaug.data.base import Dataset, DatasetError, DatasetNotFoundError, Split, data_home
 from autoaug.data.loader import DeviceLoader, channel_stats, normalize, to_float
 from autoaug.data.registry import DATASETS, DatasetInfo, list_datasets, load_dataset
+from autoaug.data.stream import FileSplit, StreamLoader
 
 __all__ = [
     "DATASETS",
@@ -26,7 +29,9 @@ __all__ = [
     "DatasetInfo",
     "DatasetNotFoundError",
     "DeviceLoader",
+    "FileSplit",
     "Split",
+    "StreamLoader",
     "channel_stats",
     "data_home",
     "list_datasets",

@@ -1,7 +1,7 @@
 """Datasets from the user's own files: an ImageFolder directory or a ``.npz`` file.
 
-Both give the images as they are (no resizing): every image must have the same size. Neither
-needs a test split of its own; :func:`autoaug.data.load_dataset` holds one out when there is
+Both give the images as they are, all of one size, or resized on load to an ``image_size``
+(:mod:`autoaug.data.images`). Neither needs a test split of its own; :func:`autoaug.data.load_dataset` holds one out when there is
 none.
 """
 
@@ -14,12 +14,15 @@ import numpy as np
 import torch
 
 from autoaug.data.base import DatasetError, DatasetNotFoundError, Split
+from autoaug.data.images import probe, resize_tensor
+from autoaug.data.stream import FileSplit
 
-_GRAY_MODES = ("1", "L", "LA")
 
-
-def _read_image_folder(directory: Path, class_to_idx: dict[str, int] | None) -> tuple[Split, list[str]]:
-    from PIL import Image, UnidentifiedImageError
+def _scan_image_folder(
+    directory: Path, class_to_idx: dict[str, int] | None
+) -> tuple[list[str], list[int], list[tuple[tuple[int, int], int]], list[str]]:
+    """The files of an ImageFolder, their labels, each one's (size, channels) from its header,
+    and the class names."""
     from torchvision.datasets.folder import IMG_EXTENSIONS, find_classes, make_dataset
 
     try:
@@ -43,38 +46,65 @@ def _read_image_folder(directory: Path, class_to_idx: dict[str, int] | None) -> 
         raise DatasetError(
             f"{directory}: no images found in its class folders (extensions: {', '.join(IMG_EXTENSIONS)})"
         )
-    arrays, labels = [], []
-    size: tuple[int, int] | None = None
-    for path, label in samples:
-        try:
-            with Image.open(path) as im:
-                if size is None:
-                    size, first = im.size, path
-                elif im.size != size:
-                    raise DatasetError(
-                        f"{path}: {im.size[0]}×{im.size[1]} pixels, but {first} is {size[0]}×{size[1]}; "
-                        "all images of a folder dataset must have the same size (resize them first)"
-                    )
-                arrays.append(np.asarray(im.convert("L" if im.mode in _GRAY_MODES else "RGB")))
-        except (UnidentifiedImageError, OSError) as e:
-            raise DatasetError(f"{path}: not an image PIL can read ({e})") from None
-        labels.append(label)
-    if any(a.ndim == 3 for a in arrays):  # a mix of gray and colour: make all colour
-        arrays = [a if a.ndim == 3 else np.repeat(a[:, :, None], 3, axis=2) for a in arrays]
-        images = torch.from_numpy(np.stack(arrays)).permute(0, 3, 1, 2).contiguous()
+    paths = [p for p, _ in samples]
+    return paths, [label for _, label in samples], [probe(p) for p in paths], list(classes)
+
+
+def scan_folder(
+    path: str | Path, image_size: tuple[int, int] | None = None
+) -> tuple[FileSplit, FileSplit | None, list[str]]:
+    """An ImageFolder directory as :class:`~autoaug.data.stream.FileSplit` s, nothing decoded yet.
+
+    The layout is :func:`load_folder`'s. Every file's header is read (its size and mode), so a
+    file PIL cannot open or a mode autoaug cannot read is named now, not in the middle of a run.
+    Without ``image_size`` every image must have the same size, which is then the split's.
+
+    Raises:
+        DatasetNotFoundError: when ``path`` is not a directory.
+        DatasetError: not an ImageFolder, a file PIL cannot read, an unreadable mode, or (no
+            ``image_size``) two images of different sizes; the message names the file.
+    """
+    path = Path(path).expanduser()
+    if not path.is_dir():
+        raise DatasetNotFoundError(f"folder dataset {str(path)!r}: no such directory")
+    test_dir = next((path / d for d in ("test", "val") if (path / d).is_dir()), None)
+    scans = []
+    if (path / "train").is_dir() and test_dir is not None:
+        scans.append(_scan_image_folder(path / "train", None))
+        scans.append(_scan_image_folder(test_dir, {c: i for i, c in enumerate(scans[0][3])}))
     else:
-        images = torch.from_numpy(np.stack(arrays)).unsqueeze(1)
-    return Split(images, torch.tensor(labels, dtype=torch.int64)), list(classes)
+        scans.append(_scan_image_folder(path, None))
+    channels = max(c for scan in scans for _, c in scan[2])  # any colour image: all are RGB
+    if image_size is None:
+        first_size, first = scans[0][2][0][0], scans[0][0][0]
+        for paths, _, probes, _ in scans:
+            for p, (size, _) in zip(paths, probes):
+                if size != first_size:
+                    raise DatasetError(
+                        f"{p}: {size[1]}×{size[0]} pixels, but {first} is {first_size[1]}×{first_size[0]}; "
+                        "all images of a folder dataset must have the same size, or pass --image-size HxW "
+                        "(image_size=) to resize them on load"
+                    )
+        image_size = first_size
+    splits = [FileSplit(paths, torch.tensor(labels, dtype=torch.int64), channels, image_size)
+              for paths, labels, _, _ in scans]  # fmt: skip
+    return splits[0], (splits[1] if len(splits) > 1 else None), scans[0][3]
 
 
-def load_folder(path: str | Path) -> tuple[Split, Split | None, list[str]]:
+def load_folder(
+    path: str | Path, image_size: tuple[int, int] | None = None, workers: int = 0
+) -> tuple[Split, Split | None, list[str]]:
     """Read an ImageFolder directory: ``path/<class>/<image>``.
 
     When ``path`` holds ``train/`` and ``test/`` (or ``val/``) folders, each an ImageFolder
     with the same classes, they are the training and test splits; otherwise the whole folder
     is training data and the test split is ``None``. Classes are numbered in sorted folder
     order, as torchvision's ``ImageFolder`` does. Grayscale images give 1-channel tensors;
-    when any image has colour, all are RGB.
+    when any image has colour, all are RGB (a palette, RGBA or CMYK image becomes RGB).
+
+    With ``image_size`` (H, W) the images may have any sizes: each is resized on load as
+    torchvision evaluates (the shorter side to cover H×W, then the centre H×W); without it
+    they must all have one size.
 
     Returns:
         The training split, the test split or ``None``, and the class names.
@@ -82,7 +112,7 @@ def load_folder(path: str | Path) -> tuple[Split, Split | None, list[str]]:
     Raises:
         DatasetNotFoundError: when ``path`` is not a directory.
         DatasetError: when it is not an ImageFolder, an image cannot be read, or two images
-            differ in size (the message names the file).
+            differ in size without ``image_size`` (the message names the file).
 
     Examples:
         >>> import tempfile, pathlib
@@ -95,21 +125,8 @@ def load_folder(path: str | Path) -> tuple[Split, Split | None, list[str]]:
         >>> train.images.shape, test, classes
         (torch.Size([2, 3, 8, 8]), None, ['cat', 'dog'])
     """
-    path = Path(path).expanduser()
-    if not path.is_dir():
-        raise DatasetNotFoundError(f"folder dataset {str(path)!r}: no such directory")
-    test_dir = next((path / d for d in ("test", "val") if (path / d).is_dir()), None)
-    if (path / "train").is_dir() and test_dir is not None:
-        train, classes = _read_image_folder(path / "train", None)
-        test, _ = _read_image_folder(test_dir, {c: i for i, c in enumerate(classes)})
-        if test.images.shape[1:] != train.images.shape[1:]:
-            raise DatasetError(
-                f"{test_dir}: images of shape {tuple(test.images.shape[1:])}, but the training images "
-                f"are {tuple(train.images.shape[1:])}"
-            )
-        return train, test, classes
-    train, classes = _read_image_folder(path, None)
-    return train, None, classes
+    train, test, classes = scan_folder(path, image_size)
+    return train.load(workers), (test.load(workers) if test is not None else None), classes
 
 
 def _images(x: np.ndarray, key: str, path: Path) -> torch.Tensor:
@@ -137,11 +154,15 @@ def _labels(y: np.ndarray, key: str, n: int, path: Path) -> torch.Tensor:
     return torch.from_numpy(y.astype(np.int64))
 
 
-def load_npz(path: str | Path) -> tuple[Split, Split | None, list[str]]:
+def load_npz(
+    path: str | Path, image_size: tuple[int, int] | None = None
+) -> tuple[Split, Split | None, list[str]]:
     """Read a ``.npz`` file: ``x`` (N×H×W or N×H×W×C uint8, C = 1 or 3) and ``y`` (N integers).
 
     Optional keys: ``x_test`` and ``y_test`` for a test split of its own, and ``class_names``
     (strings); without them the test split is ``None`` and the classes are named "0", "1", ...
+    With ``image_size`` (H, W) the images are resized: the shorter side to cover H×W, then the
+    centre H×W (antialiased), and ``x_test`` may then have another size than ``x``.
 
     Returns:
         The training split, the test split or ``None``, and the class names.
@@ -180,12 +201,16 @@ def load_npz(path: str | Path) -> tuple[Split, Split | None, list[str]]:
     if missing:
         raise DatasetError(f"{path}: missing key(s) {missing}; found {sorted(arrays)}, expected 'x' and 'y'")
     images = _images(arrays["x"], "x", path)
+    if image_size is not None:
+        images = resize_tensor(images, image_size)
     train = Split(images, _labels(arrays["y"], "y", len(images), path))
     test = None
     if "x_test" in arrays or "y_test" in arrays:
         if not ("x_test" in arrays and "y_test" in arrays):
             raise DatasetError(f"{path}: has only one of 'x_test' and 'y_test'; give both or neither")
         x_test = _images(arrays["x_test"], "x_test", path)
+        if image_size is not None:
+            x_test = resize_tensor(x_test, image_size)
         if x_test.shape[1:] != images.shape[1:]:
             raise DatasetError(
                 f"{path}: 'x_test' images are {tuple(x_test.shape[1:])}, 'x' images {tuple(images.shape[1:])}"

@@ -17,7 +17,83 @@ from torch import Tensor
 from autoaug.data.base import Split
 
 
-class DeviceLoader:
+class BatchOrder:
+    """The seeded order, the epoch count and the resumable position that every loader shares.
+
+    A loader over ``n`` items draws each epoch's order from its own CPU generator (the same on
+    every device and every rank), yields batches of it through ``_batches``, and records how
+    far it got, so that :meth:`state_dict` captures a position in the middle of an epoch.
+    """
+
+    def _setup(self, n: int, batch_size: int, *, shuffle: bool, drop_last: bool, seed: int) -> None:
+        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size <= 0:
+            raise ValueError(f"batch_size: expected a positive integer, got {batch_size!r}")
+        if drop_last and 0 < n < batch_size:
+            raise ValueError(
+                f"batch_size {batch_size} is larger than the split ({n} images) and drop_last=True: "
+                "no batch would be yielded; use a smaller batch or drop_last=False"
+            )
+        self.n = n
+        self.batch_size = batch_size
+        self.shuffle = shuffle
+        self.drop_last = drop_last
+        self.epoch = 0  # epochs started
+        self._generator = torch.Generator().manual_seed(seed)
+        self._resume_batch = 0
+        self._current: dict[str, Any] | None = None  # the epoch being iterated, for state_dict
+        self.last_index: Tensor | None = None
+
+    def __len__(self) -> int:
+        """Batches per epoch."""
+        return self.n // self.batch_size if self.drop_last else math.ceil(self.n / self.batch_size)
+
+    def __iter__(self) -> Iterator[tuple[Tensor, Tensor]]:
+        start_state = self._generator.get_state()
+        order = torch.randperm(self.n, generator=self._generator) if self.shuffle else torch.arange(self.n)
+        skip, self._resume_batch = self._resume_batch, 0
+        current = {"epoch": self.epoch, "generator": start_state, "batch": skip}
+        self._current = current
+        self.epoch += 1
+        return self._batches(order, skip, current)
+
+    def _batches(self, order: Tensor, skip: int, current: dict[str, Any]) -> Iterator[tuple[Tensor, Tensor]]:
+        raise NotImplementedError
+
+    def state_dict(self) -> dict[str, Any]:
+        """The loader's position: ``epoch``, ``batch`` (batches of it already yielded) and the
+        ``generator`` state that draws that epoch's order.
+
+        Examples:
+            >>> import torch
+            >>> from autoaug.data import Split
+            >>> split = Split(torch.zeros(6, 1, 2, 2, dtype=torch.uint8), torch.arange(6))
+            >>> a = DeviceLoader(split, 2, seed=1)
+            >>> it = iter(a); _ = next(it); state = a.state_dict()
+            >>> b = DeviceLoader(split, 2, seed=99)
+            >>> b.load_state_dict(state)
+            >>> [y.tolist() for _, y in b] == [y.tolist() for _, y in it]
+            True
+        """
+        cur = self._current
+        if cur is not None and cur["batch"] < len(self):
+            return {"epoch": cur["epoch"], "batch": cur["batch"], "generator": cur["generator"].clone()}
+        return {"epoch": self.epoch, "batch": 0, "generator": self._generator.get_state()}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Resume from :meth:`state_dict`: the next pass continues that epoch at that batch."""
+        what = type(self).__name__
+        missing = {"epoch", "batch", "generator"} - set(state)
+        if missing:
+            raise ValueError(f"{what} state: missing {sorted(missing)}; expected a {what}.state_dict()")
+        if not 0 <= int(state["batch"]) <= len(self):
+            raise ValueError(f"{what} state: batch {state['batch']} is outside [0, {len(self)}]")
+        self._generator.set_state(state["generator"])
+        self.epoch = int(state["epoch"])
+        self._resume_batch = int(state["batch"])
+        self._current = None
+
+
+class DeviceLoader(BatchOrder):
     """Holds a :class:`Split` on a device as uint8 and yields ``(images, labels)`` batches by indexing.
 
     Each pass over the loader is one epoch, in a new order drawn from the loader's own CPU
@@ -62,22 +138,8 @@ class DeviceLoader:
             raise TypeError(
                 f"DeviceLoader: expected a Split (such as dataset.train), got {type(split).__name__}"
             )
-        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size <= 0:
-            raise ValueError(f"batch_size: expected a positive integer, got {batch_size!r}")
-        if drop_last and 0 < len(split) < batch_size:
-            raise ValueError(
-                f"batch_size {batch_size} is larger than the split ({len(split)} images) and drop_last=True: "
-                "no batch would be yielded; use a smaller batch or drop_last=False"
-            )
+        self._setup(len(split), batch_size, shuffle=shuffle, drop_last=drop_last, seed=seed)
         self.device = torch.device(device)
-        self.batch_size = batch_size
-        self.shuffle = shuffle
-        self.drop_last = drop_last
-        self.epoch = 0  # epochs started
-        self._generator = torch.Generator().manual_seed(seed)
-        self._resume_batch = 0
-        self._current: dict[str, Any] | None = None  # the epoch being iterated, for state_dict
-        self.last_index: Tensor | None = None
         try:
             self.images = split.images.to(self.device)
             self.labels = split.labels.to(self.device)
@@ -87,24 +149,9 @@ class DeviceLoader:
             self.images, self.labels = split.images.pin_memory(), split.labels.pin_memory()
             self.resident = False
 
-    def __len__(self) -> int:
-        """Batches per epoch."""
-        n = len(self.labels)
-        return n // self.batch_size if self.drop_last else math.ceil(n / self.batch_size)
-
-    def __iter__(self) -> Iterator[tuple[Tensor, Tensor]]:
-        start_state = self._generator.get_state()
-        n = len(self.labels)
-        order = torch.randperm(n, generator=self._generator) if self.shuffle else torch.arange(n)
+    def _batches(self, order: Tensor, skip: int, current: dict[str, Any]) -> Iterator[tuple[Tensor, Tensor]]:
         if self.resident:
             order = order.to(self.device)
-        skip, self._resume_batch = self._resume_batch, 0
-        current = {"epoch": self.epoch, "generator": start_state, "batch": skip}
-        self._current = current
-        self.epoch += 1
-        return self._batches(order, skip, current)
-
-    def _batches(self, order: Tensor, skip: int, current: dict[str, Any]) -> Iterator[tuple[Tensor, Tensor]]:
         for b in range(skip, len(self)):
             idx = order[b * self.batch_size : (b + 1) * self.batch_size]
             # Counted before the yield: a checkpoint taken after the step on this batch resumes at the next.
@@ -117,40 +164,6 @@ class DeviceLoader:
                     self.images[idx].to(self.device, non_blocking=True),
                     self.labels[idx].to(self.device, non_blocking=True),
                 )
-
-    def state_dict(self) -> dict[str, Any]:
-        """The loader's position: ``epoch``, ``batch`` (batches of it already yielded) and the
-        ``generator`` state that draws that epoch's order.
-
-        Examples:
-            >>> import torch
-            >>> from autoaug.data import Split
-            >>> split = Split(torch.zeros(6, 1, 2, 2, dtype=torch.uint8), torch.arange(6))
-            >>> a = DeviceLoader(split, 2, seed=1)
-            >>> it = iter(a); _ = next(it); state = a.state_dict()
-            >>> b = DeviceLoader(split, 2, seed=99)
-            >>> b.load_state_dict(state)
-            >>> [y.tolist() for _, y in b] == [y.tolist() for _, y in it]
-            True
-        """
-        cur = self._current
-        if cur is not None and cur["batch"] < len(self):
-            return {"epoch": cur["epoch"], "batch": cur["batch"], "generator": cur["generator"].clone()}
-        return {"epoch": self.epoch, "batch": 0, "generator": self._generator.get_state()}
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        """Resume from :meth:`state_dict`: the next pass continues that epoch at that batch."""
-        missing = {"epoch", "batch", "generator"} - set(state)
-        if missing:
-            raise ValueError(
-                f"DeviceLoader state: missing {sorted(missing)}; expected a DeviceLoader.state_dict()"
-            )
-        if not 0 <= int(state["batch"]) <= len(self):
-            raise ValueError(f"DeviceLoader state: batch {state['batch']} is outside [0, {len(self)}]")
-        self._generator.set_state(state["generator"])
-        self.epoch = int(state["epoch"])
-        self._resume_batch = int(state["batch"])
-        self._current = None
 
 
 def channel_stats(split: Split, chunk: int = 8192) -> tuple[tuple[float, ...], tuple[float, ...]]:

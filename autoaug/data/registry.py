@@ -19,8 +19,10 @@ from autoaug.data.base import (
     make_generator,
     split_off,
 )
-from autoaug.data.files import load_folder, load_npz
+from autoaug.data.files import load_npz, scan_folder
 from autoaug.data.idx import FASHION_MNIST_CLASSES, MNIST_CLASSES, find_idx_dir, read_idx_dir
+from autoaug.data.images import CROPS, parse_image_size, resize_tensor
+from autoaug.data.stream import FileSplit
 from autoaug.data.vision import IDX_DOWNLOADS, TORCHVISION_SETS, download_idx, is_present, load_torchvision
 
 SYSTEM_FASHION_MNIST = Path("/usr/share/datasets/fashion-mnist")  # Debian's dataset-fashion-mnist
@@ -129,6 +131,11 @@ def load_dataset(
     val_size: int | float = 0.1,
     seed: int = 0,
     download: bool = False,
+    image_size: str | tuple[int, int] | None = None,
+    train_crop: str = "center",
+    stream: str = "auto",
+    memory_budget: float = 4.0,
+    workers: int = 0,
 ) -> Dataset:
     """Load a dataset as uint8 tensors with seeded train/validation splits.
 
@@ -159,6 +166,16 @@ def load_dataset(
         val_size: the validation split, a fraction in [0, 1) or a count.
         seed: seeds the subset, the validation split and synthetic images.
         download: fetch a missing MNIST, Fashion-MNIST, CIFAR or SVHN with torchvision.
+        image_size: ``"HxW"`` or ``(H, W)``: resize every image on load, torchvision's way (the
+            shorter side to cover H×W, then the centre H×W), so a folder may mix sizes.
+        train_crop: how a folder's training images reach ``image_size``: ``"center"`` (as
+            evaluation) or ``"random"`` (RandomResizedCrop, a new crop each epoch; the
+            training split then streams).
+        stream: ``"auto"``: a folder whose decoded images take more than ``memory_budget``
+            GiB stays on disk and streams (:class:`~autoaug.data.stream.FileSplit`);
+            ``"on"``: it always does; ``"off"``: never.
+        memory_budget: GiB the decoded images of a folder may take in memory.
+        workers: processes that decode a folder's images while loading it.
 
     Returns:
         The :class:`Dataset`.
@@ -182,7 +199,17 @@ def load_dataset(
         isinstance(train_size, bool) or not isinstance(train_size, (int, np.integer)) or train_size <= 0
     ):
         raise ValueError(f"train_size: expected a positive integer or None, got {train_size!r}")
+    size = parse_image_size(image_size)
+    if train_crop not in CROPS:
+        raise ValueError(f"train_crop: expected one of {', '.join(CROPS)}, got {train_crop!r}")
+    if stream not in ("auto", "on", "off"):
+        raise ValueError(f"stream: expected auto, on or off, got {stream!r}")
     kind, path = _resolve(name)
+    if kind != "folder" and (train_crop != "center" or stream == "on"):
+        raise DatasetError(
+            f"dataset {name!r}: train_crop {train_crop!r} and stream {stream!r} need a folder:PATH dataset "
+            "(other datasets are read into memory whole); use train_crop center, stream auto"
+        )
     ground_truth = None
     test: Split | None
     if kind in _SYNTHETIC:
@@ -206,9 +233,12 @@ def load_dataset(
         source = str(where)
     else:
         assert path is not None
-        pool, test, classes = load_folder(path) if kind == "folder" else load_npz(path)
+        pool, test, classes = scan_folder(path, size) if kind == "folder" else load_npz(path, size)
         source = str(Path(path).expanduser())
         name = f"{kind}:{path}"
+    if size is not None and isinstance(pool, Split):
+        pool = Split(resize_tensor(pool.images, size), pool.labels)
+        test = Split(resize_tensor(test.images, size), test.labels) if test is not None else None
     if len(pool) == 0:
         raise DatasetError(f"dataset {name!r} holds no training images")
     if test is None:
@@ -229,10 +259,20 @@ def load_dataset(
             f"val_size {val_size!r} leaves none of the {len(pool)} training images for training"
         )
     val_idx, train_idx = split_off(pool.labels, n_val, make_generator(seed, "split/val"))
+    train, val = pool.subset(train_idx), pool.subset(val_idx)
+    if isinstance(train, FileSplit):
+        streams = stream == "on" or (
+            stream == "auto" and train.nbytes + val.nbytes + test.nbytes > memory_budget * 2**30
+        )
+        if not streams:
+            val, test = val.load(workers), test.load(workers)
+            train = train.load(workers) if train_crop == "center" else train
+        if train_crop == "random":
+            train = train.with_crop("random")
     return Dataset(
         name=kind if path is None else name,
-        train=pool.subset(train_idx),
-        val=pool.subset(val_idx),
+        train=train,
+        val=val,
         test=test,
         num_classes=len(classes),
         class_names=list(classes),
@@ -275,7 +315,7 @@ def list_datasets() -> list[DatasetInfo]:
     infos.append(
         DatasetInfo(
             "folder:PATH",
-            "your images: an ImageFolder directory (PATH/<class>/<image>, all one size)",
+            "your images: an ImageFolder directory (PATH/<class>/<image>; any sizes with --image-size)",
             True,
             "the directory you name",
         )

@@ -60,11 +60,12 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.func import functional_call
 
+from autoaug.data.stream import FileSplit, pixel_stats
 from autoaug.ops import get_op
 from autoaug.policy import OpEntry, Policy, atomic_write_text
 from autoaug.search.base import SearchConfig, Searcher, SearchResult, register
 from autoaug.spaces import get_space
-from autoaug.train import Trainer
+from autoaug.train import Trainer, dataset_of
 
 MODES = ("search", "online")
 UNROLLS = ("second_order", "first_order")
@@ -439,8 +440,11 @@ class BilevelStep:
             return functional_call(trainer.model, {**weights, **buffers}, (trainer.normalize(x),)).float()
 
     def _val_batch(self, trainer: Trainer, n: int) -> tuple[Tensor, Tensor]:
+        val = trainer.dataset.val
+        if isinstance(val, FileSplit):  # streamed: decode the images drawn
+            idx = torch.randperm(len(val), generator=self.generator)[:n]
+            return val.images[idx].to(trainer.device).float() / 255.0, val.labels[idx].to(trainer.device)
         if self._val is None:
-            val = trainer.dataset.val
             self._val = (val.images.to(trainer.device), val.labels.to(trainer.device))
         images, labels = self._val
         idx = torch.randperm(len(labels), generator=self.generator)[:n].to(trainer.device)
@@ -626,12 +630,9 @@ class BilevelSearcher(Searcher):
     method = "bilevel"
 
     def run(self, resume: bool = False) -> SearchResult:
-        from autoaug.data import load_dataset
-
         config = proxy_config(self.config)
         step = BilevelStep(config)
-        dataset = load_dataset(config.dataset, root=config.data_root, train_size=config.train_size,
-                               val_size=config.val_size, seed=config.seed, download=config.download)  # fmt: skip
+        dataset = dataset_of(config)
         full_train = dataset.train
         if config.bilevel.mode == "search" and config.bilevel.proxy_data < 1:
             n = max(config.batch_size, round(config.bilevel.proxy_data * len(full_train)))
@@ -640,9 +641,9 @@ class BilevelSearcher(Searcher):
         trainer = Trainer(config, dataset=dataset, step=step)
         if dataset.train is not full_train:
             # Normalize as a model trained on the whole split would (and as `autoaug analyze` does).
-            images = full_train.images.float() / 255.0
-            trainer.mean = images.mean(dim=(0, 2, 3)).to(trainer.device).view(1, -1, 1, 1)
-            trainer.std = images.std(dim=(0, 2, 3)).clamp(min=1e-3).to(trainer.device).view(1, -1, 1, 1)
+            mean, std = pixel_stats(full_train, seed=config.seed)
+            trainer.mean = mean.to(trainer.device).view(1, -1, 1, 1)
+            trainer.std = std.clamp(min=1e-3).to(trainer.device).view(1, -1, 1, 1)
         step.bind(trainer)
         metrics = trainer.fit(resume=resume)
         out = Path(config.out)

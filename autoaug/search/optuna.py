@@ -83,14 +83,14 @@ from optuna.distributions import BaseDistribution
 from optuna.trial import FrozenTrial, TrialState
 
 from autoaug._io import save_figure_atomic
-from autoaug.data import Dataset, load_dataset
+from autoaug.data import Dataset
 from autoaug.ops import get_op
 from autoaug.policy import OpEntry, Policy, atomic_write_text
 from autoaug.search.base import SearchConfig, Searcher, SearchResult, register
 from autoaug.search.density import SCORES, DensityProxy, density_split
 from autoaug.settings import to_yaml
 from autoaug.spaces import get_space
-from autoaug.train import CONFIG_HEADER, PolicyStep, TrainConfig, Trainer, TrainingDiverged
+from autoaug.train import CONFIG_HEADER, PolicyStep, TrainConfig, Trainer, TrainingDiverged, dataset_of
 
 OPTUNA_SPACES = ("families", "policy", "randaugment")
 # The op families of the ``families`` space (each an on/off choice); an op outside them (identity)
@@ -596,8 +596,7 @@ class OptunaSearcher(Searcher):
         """Load the data; for the density proxy, train (or reload) its model and record its clean
         accuracy in the study, so that workers can tell whether their models agree."""
         cfg = self.config
-        data = load_dataset(cfg.dataset, root=cfg.data_root, train_size=cfg.train_size,
-                            val_size=cfg.val_size, seed=cfg.seed, download=cfg.download)  # fmt: skip
+        data = dataset_of(cfg)
         fit, held = density_split(data, cfg.optuna.proxy_holdout, cfg.seed)
         self.dataset = Dataset(data.name, fit, held, data.test, data.num_classes, data.class_names,
                                data.ground_truth, data.source)  # fmt: skip
