@@ -136,14 +136,14 @@ than on the untransformed ones goes *inside the support of another class*
 (:func:`~autoaug.analysis.support.support_profile`: the model names another class and the image is
 as close to real training images of that class as real held-out images are, in pixels and in the
 model's embedding). Calibrated on the suite's calibration half only (``scripts/symmetry_suite.py
---half calibration``: default searches, 500 held-out images; quadrants, sizes, stark and textures
-measured when it was set), never on the held-out half. At the magnitudes where the truth keeps the
+--half calibration``: default searches, 500 held-out images; quadrants, sizes, stark, textures and
+hues measured when it was set, glyphs' and arrows' searches still running), never on the held-out half. At the magnitudes where the truth keeps the
 label the rate reached 0.054 (textures' brightness at m = 0.5; 0.044 hue at 0.25, every other op
-of the four tasks under 0.03); at the first magnitude that changes it, 0.148 (quadrants' shifts
+of the five tasks under 0.03); at the first magnitude that changes it, 0.148 (quadrants' shifts
 at 0.75), 0.16 (textures' sharpness at 0.75), 0.20 (stark's equalize) and 0.39-0.91 (blur, contrast,
 autocontrast, flips, quarter turns); sizes' zoom-out (0.00-0.01, its images leave the data) is not
-seen at all. Every value from 0.06 to 0.10 gives the same verdicts there (54 of 54 decided right,
-9 undecided); 0.04 calls two label-keeping ops ``breaks``, 0.15 leaves the shifts undecided. 0.08
+seen at all. Every value from 0.06 to 0.10 gives the same verdicts there (66 of 66 decided right,
+11 undecided); 0.04 calls two label-keeping ops ``breaks``, 0.15 leaves the shifts undecided. 0.08
 is the middle of that interval."""
 
 FLOOR_SUPPORT = 0.02
@@ -153,7 +153,7 @@ untransformed images); below it the op is ``undecided`` (its images leave the da
 becoming another class's: it may destroy what tells the classes apart, or be a symmetry this
 model has not learned). Calibrated on the suite's calibration half (default searches, 500 held-out
 images; ``scripts/symmetry_suite.py``): with the floor alone deciding (0), quadrants' contrast and
-gaussian_blur, both keeping the label, came out ``partial`` (a floor at m = 0.5 and 0.75, no image
+gaussian_blur and hues' brightness, all keeping the label, came out ``partial`` (a floor, no image
 in another class's support); every op whose break the support saw was sent there at 0.15 or
 more. Any value in (0, :data:`SUPPORT_MIN`] gives the same verdicts there; 0.02 is 10 images of 500."""
 
