@@ -442,7 +442,7 @@ def test_killed_worker_leaves_the_study_usable(tiny_glyphs, postgres_url, tmp_pa
         "--proxy",
         "train",
         "--trial-epochs",
-        "3",
+        "12",  # a trial of seconds, so the kill lands inside one even when polling the study is slow
         "--heartbeat",
         "1",
         "--pruner",
@@ -459,7 +459,7 @@ def test_killed_worker_leaves_the_study_usable(tiny_glyphs, postgres_url, tmp_pa
         except KeyError:  # the study does not exist yet
             continue
         if any(_by(t, victim) and t.state == TrialState.RUNNING for t in trials):
-            time.sleep(0.3)  # into its training
+            time.sleep(0.1)  # into its training
             victim.send_signal(signal.SIGKILL)
             victim.wait(timeout=30)
             running = [
