@@ -150,10 +150,14 @@ def postgres():
         shutil.rmtree(root, ignore_errors=True)
 
 
-def bench_workers(out: Path, url: str, n_trials: int, workers: int, round_: int = 0) -> dict:
-    name = f"speed_{workers}w_r{round_}"
-    args = ["search", "--method", "optuna", *DATA, "--n-trials", str(n_trials), "--proxy", "train",
-            "--trial-epochs", "1", "--pruner", "none", "--storage", url, "--study-name", name]  # fmt: skip
+def bench_workers(out: Path, url: str, n_trials: int, workers: int, round_: int = 0, proxy: str = "train") -> dict:
+    """``n_trials`` by ``workers`` workers on one study; ``proxy`` ``train``: trials of 1 epoch, no
+    pruner; ``density`` (the default searcher): every worker fits the proxy model, then scores."""
+    name = f"speed_{proxy}_{workers}w_r{round_}"
+    args = ["search", "--method", "optuna", *DATA, "--n-trials", str(n_trials), "--proxy", proxy,
+            "--storage", url, "--study-name", name]  # fmt: skip
+    if proxy == "train":
+        args += ["--trial-epochs", "1", "--pruner", "none"]
     load = load_average()
     t0 = time.time()
     finish([autoaug(*args, "--out", str(out / f"{name}{i}"), threads=1) for i in range(workers)])
@@ -164,7 +168,7 @@ def bench_workers(out: Path, url: str, n_trials: int, workers: int, round_: int 
     per_worker: dict[str, int] = {}
     for r in rows:
         per_worker[r["worker"]] = per_worker.get(r["worker"], 0) + 1
-    return {"workers": workers, "n_trials": n_trials, "finished": len(rows), "wall_s": round(wall, 1),
+    return {"workers": workers, "proxy": proxy, "n_trials": n_trials, "finished": len(rows), "wall_s": round(wall, 1),
             "trials_span_s": round((end - start).total_seconds(), 1),
             "mean_trial_s": round(sum(r["seconds"] for r in rows) / len(rows), 1),
             "trials_per_worker": sorted(per_worker.values()), "load_average_at_start": load}  # fmt: skip
@@ -219,11 +223,14 @@ def write_report(result: dict, out_json: Path, out_md: Path) -> None:
     if ref:
         lines += [f"The same {ref['epochs']}-epoch proxy training without augmentation: validation "
                   f"{ref['val_acc']:.4f}, test {ref['test_acc']:.4f}.", ""]  # fmt: skip
-    w = result.get("workers")
-    if w:
+    for key, what in (("workers", "trials of 1 epoch (`--proxy train`, no pruner)"),
+                      ("workers_density", "trials of the density proxy (the default; each worker fits its proxy model first)")):
+        w = result.get(key)
+        if not w:
+            continue
         one, two = w["one"], w["two"]
         lines += [
-            f"## Workers: {one['n_trials']} trials of 1 epoch on one PostgreSQL study, one torch thread per worker",
+            f"## Workers: {one['n_trials']} {what} on one PostgreSQL study, one torch thread per worker",
             "",
             f"{one['rounds']} round(s) of each, order alternating; times are summed over the rounds.",
             "",
@@ -254,6 +261,8 @@ def main() -> None:
         "--speed-rounds", type=int, default=1, help="rounds of (1 worker, 2 workers), order alternating"
     )
     ap.add_argument("--storage", help="a PostgreSQL URL for the workers part (default: a throwaway cluster)")
+    ap.add_argument("--speed-proxy", choices=["train", "density"], default="train",
+                    help="the proxy of the workers part (density: the searcher's default, --speed-trials trials)")
     ap.add_argument("--skip", nargs="*", default=[], choices=["search", "reference", "workers"])
     args = ap.parse_args()
     out = REPO / "results" / "optuna_runs"
@@ -263,7 +272,7 @@ def main() -> None:
     previous = REPO / "results" / "optuna.json"
     if previous.is_file():
         result.update(
-            {k: v for k, v in json.loads(previous.read_text()).items() if k in args.skip or k == "notes"}
+            {k: v for k, v in json.loads(previous.read_text()).items() if k in args.skip or k == "notes" or k.startswith("workers")}
         )
     report = (result, REPO / "results" / "optuna.json", REPO / "results" / "optuna.md")
     # The short parts first; the report is rewritten after each part.
@@ -274,10 +283,11 @@ def main() -> None:
             # shared machine falls on both.
             for r in range(args.speed_rounds):
                 for workers in (1, 2) if r % 2 == 0 else (2, 1):
-                    runs[workers].append(bench_workers(out, url, args.speed_trials, workers, r))
+                    runs[workers].append(bench_workers(out, url, args.speed_trials, workers, r, args.speed_proxy))
                     print(json.dumps(runs[workers][-1]), flush=True)
         one, two = (_total(runs[w]) for w in (1, 2))
-        result["workers"] = {"one": one, "two": two, "rounds": runs, "speedup_wall": one["wall_s"] / two["wall_s"],
+        key = "workers" if args.speed_proxy == "train" else "workers_density"
+        result[key] = {"one": one, "two": two, "rounds": runs, "speedup_wall": one["wall_s"] / two["wall_s"],
                              "speedup_trials": one["trials_span_s"] / two["trials_span_s"]}  # fmt: skip
         write_report(*report)
     if "reference" not in args.skip:
