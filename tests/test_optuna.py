@@ -364,6 +364,69 @@ def test_density_search_scores_trials_without_training_them(tiny_glyphs, tmp_pat
     assert "density proxy: small_cnn loaded" in text and "5 complete" in text
 
 
+# ------------------------------------------------------------------- a streamed folder
+
+
+@pytest.fixture(scope="module")
+def photos(tmp_path_factory) -> Path:
+    """36 JPEGs and PNGs of mixed sizes and modes, a colour per class (tests/test_stream.py)."""
+    from test_stream import make_photo_folder
+
+    return make_photo_folder(tmp_path_factory.mktemp("photos"))
+
+
+def test_density_split_of_a_streamed_folder_splits_its_files(photos):
+    from autoaug.data import FileSplit, Split, load_dataset
+
+    resident = load_dataset(f"folder:{photos}", image_size="16", stream="off")
+    streamed = load_dataset(f"folder:{photos}", image_size="16", stream="on", train_crop="random")
+    (fit_r, held_r), (fit_s, held_s) = density_split(resident, 0.5, 3), density_split(streamed, 0.5, 3)
+    assert isinstance(fit_s, FileSplit) and isinstance(held_s, FileSplit) and isinstance(held_r, Split)
+    # D_M trains as the folder's training images do, D_A is read as evaluation reads.
+    assert fit_s.crop == "random" and held_s.crop == "center"
+    assert torch.equal(held_s.load().images, held_r.images) and torch.equal(fit_s.labels, fit_r.labels)
+    # --train-crop random on a folder that fits in memory: the training files are decoded and pooled.
+    mixed = load_dataset(f"folder:{photos}", image_size="16", train_crop="random")
+    assert isinstance(mixed.train, FileSplit) and isinstance(mixed.val, Split)
+    fit_m, held_m = density_split(mixed, 0.5, 3)
+    assert torch.equal(fit_m.images, fit_r.images) and torch.equal(held_m.images, held_r.images)
+
+
+def test_density_proxy_on_a_streamed_folder_scores_as_in_memory(photos, tmp_path):
+    from autoaug.data import FileSplit, Split, load_dataset
+
+    settings = dict(holdout=0.5, draws=3, seed=0, epochs=2, batch_size=6, device="cpu", workers=0)
+    # Between D_A's 14 images (10,752 bytes at 16×16) and the folder's 36 (27,648): the folder
+    # streams, D_A is decoded once.
+    between = 20_000 / 2**30
+    scores = {}
+    for how, stream, budget, held_kind in [("resident", "auto", 4.0, Split), ("streamed", "on", 4.0, FileSplit),
+                                           ("held_out_decoded", "auto", between, Split)]:  # fmt: skip
+        ds = load_dataset(f"folder:{photos}", image_size="16", stream=stream, memory_budget=budget)
+        proxy = DensityProxy(ds, out=tmp_path / how, stream=stream, memory_budget=budget, **settings)
+        assert isinstance(proxy.dataset.train, Split if how == "resident" else FileSplit), how
+        assert isinstance(proxy.held_out, held_kind) and len(proxy.held_out) == 14, how
+        fitted = proxy.fit()
+        scores[how] = [fitted["clean_acc"], *(proxy.score(p) for p in (Policy.identity(), randaugment(2, 9)))]
+        for score in scores[how][1:]:
+            score.pop("seconds")
+    assert scores["streamed"] == scores["resident"] == scores["held_out_decoded"]
+    assert scores["streamed"][2]["forwards"] > 0
+
+
+@pytest.mark.parametrize("proxy", ["density", "train"])
+def test_optuna_search_on_a_streamed_folder_writes_its_policy(photos, tmp_path, capsys, proxy):
+    out = tmp_path / "run"
+    argv = ["search", "--method", "optuna", "--dataset", f"folder:{photos}", "--image-size", "32x32", "--stream", "on",
+            "--workers", "0", "--proxy", proxy, "--n-trials", "3", "--epochs", "1", "--trial-epochs", "1",
+            "--batch-size", "8", "--device", "cpu", "--no-progress", "--out", str(out)]  # fmt: skip
+    assert main(argv) == 0
+    rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert [r["state"] for r in rows] == ["complete"] * 3
+    policy = Policy.load(out / "policy.json")
+    assert policy.meta["proxy"] == proxy and policy.meta["image_size"] == [32, 32]
+
+
 def test_a_study_made_by_an_older_version_or_another_space_is_refused_in_one_line(
     tiny_glyphs, tmp_path, capsys
 ):

@@ -38,32 +38,45 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 import torch.nn.functional as F
+from torch import Tensor
 
 from autoaug.data import Dataset, Split
 from autoaug.data.base import split_off
+from autoaug.data.stream import FileSplit, sequential_batches
 from autoaug.policy import Policy, PolicyParams, atomic_write_text
 from autoaug.train import PolicyStep, TrainConfig, Trainer
 
 SCORES = ("best", "acc", "loss", "min_loss")  # what a density score may rank policies by
 
 
-def density_split(dataset: Dataset, holdout: float, seed: int) -> tuple[Split, Split]:
+def density_split(
+    dataset: Dataset, holdout: float, seed: int, workers: int = 0
+) -> tuple[Split | FileSplit, Split | FileSplit]:
     """The training and validation images of ``dataset`` pooled, then split (stratified,
     seeded) into the model's part ``D_M`` and the held-out part ``D_A`` (``holdout`` of them).
+
+    Images in memory are split as tensors; a streamed dataset (its splits
+    :class:`~autoaug.data.stream.FileSplit` s) is split as lists of files, nothing decoded:
+    ``D_M`` keeps the training split's crop (``--train-crop random``: a new RandomResizedCrop
+    each epoch), ``D_A`` is read as evaluation reads (centre crops). Where one split is in
+    memory and the other on disk (``--train-crop random`` on a folder that fits the memory
+    budget), the files are decoded, centre crops, in ``workers`` processes, and pooled with
+    the rest.
 
     Raises:
         ValueError: ``holdout`` outside (0, 1), or a part left without images.
     """
     if not 0.0 < holdout < 1.0:
         raise ValueError(f"holdout {holdout!r}: expected a fraction in (0, 1)")
-    images = torch.cat([dataset.train.images, dataset.val.images])
-    labels = torch.cat([dataset.train.labels, dataset.val.labels])
+    pool = _pooled(dataset.train, dataset.val, workers)
+    labels = pool.labels
     count = round(holdout * len(labels))
     if count == 0 or count == len(labels):
         raise ValueError(
@@ -72,12 +85,42 @@ def density_split(dataset: Dataset, holdout: float, seed: int) -> tuple[Split, S
         )
     g = torch.Generator().manual_seed(int(np.random.SeedSequence([seed, 0xD5]).generate_state(1)[0]))
     held, kept = split_off(labels, count, g)
-    pool = Split(images, labels)
-    return pool.subset(kept), pool.subset(held)
+    fit, out = pool.subset(kept), pool.subset(held)
+    return fit, out.with_crop("center") if isinstance(out, FileSplit) else out
+
+
+def _pooled(train: Split | FileSplit, val: Split | FileSplit, workers: int) -> Split | FileSplit:
+    """``train`` then ``val`` as one split: files stay files, tensors stay tensors."""
+    labels = torch.cat([train.labels, val.labels])
+    if isinstance(train, FileSplit) and isinstance(val, FileSplit):
+        return FileSplit(train.paths + val.paths, labels, train.channels, train.size, train.crop)
+    train, val = (s.load(workers) if isinstance(s, FileSplit) else s for s in (train, val))
+    return Split(torch.cat([train.images, val.images]), labels)
+
+
+def in_memory(split: Split | FileSplit, stream: str = "auto", memory_budget: float = 4.0,
+              workers: int = 0) -> Split | FileSplit:  # fmt: skip
+    """A held-out split decoded once (centre crops) where it may be, else as it is, to stream.
+
+    The held-out part is read again for every policy scored (and every epoch of a ``train``
+    proxy's trial): decoding it once costs its uint8 bytes in memory and saves decoding it each
+    time. It is decoded when ``stream`` is not ``"on"`` and it takes at most ``memory_budget``
+    GiB, the budget that a whole folder is held to (a dataset that streamed because all of it
+    did not fit may have a held-out part that does); ``stream="on"`` keeps it on disk, as asked.
+    """
+    if isinstance(split, FileSplit) and stream != "on" and split.nbytes <= memory_budget * 2**30:
+        return split.load(workers)
+    return split
 
 
 class DensityProxy:
     """A model trained once on ``D_M``, and the scores of policies on augmented ``D_A``.
+
+    A streamed dataset works as one in memory: the model trains on ``D_M`` as the trainer
+    streams a folder, and ``D_A`` is decoded once when it fits the memory budget
+    (:func:`in_memory`), else each score reads it from disk, ``eval_batch_size`` images at a
+    time in ``workers`` processes, and only the images some draw changes; every draw of a batch
+    is scored while it is decoded, so a score decodes each of them once.
 
     Args:
         dataset: the data; its train and validation images are pooled and split again.
@@ -88,7 +131,8 @@ class DensityProxy:
         base: the augmentation the model trains with (Fast AA's model trains with the task's
             standard augmentation, flips and crops on CIFAR); none by default. Candidate
             policies are scored without it.
-        **train: settings of the model's :class:`TrainConfig` (model, epochs, lr, ...).
+        **train: settings of the model's :class:`TrainConfig` (model, epochs, lr, ...; ``stream``,
+            ``memory_budget`` and ``workers`` also say how ``D_A`` is read).
     """
 
     def __init__(
@@ -104,21 +148,23 @@ class DensityProxy:
         if isinstance(draws, bool) or not isinstance(draws, int) or draws < 1:
             raise ValueError(f"draws {draws!r}: expected an integer >= 1")
         self.draws, self.seed, self.out, self.holdout = draws, seed, Path(out), holdout
-        fit, held = density_split(dataset, holdout, seed)
-        empty = Split(fit.images[:0], fit.labels[:0])
-        self.dataset = Dataset(dataset.name, fit, empty, held, dataset.num_classes, dataset.class_names,
-                               dataset.ground_truth, dataset.source)  # fmt: skip
         train = {k: v for k, v in train.items() if k in TrainConfig.fields()}
         train.update(dataset=dataset.name, seed=seed, policy="none", out=str(self.out), progress=False,
                      test_every=10**9)  # fmt: skip
         train.setdefault("val_size", 0.1)
+        config = TrainConfig(**train)
+        fit, held = density_split(dataset, holdout, seed, config.workers)
+        held = in_memory(held, config.stream, config.memory_budget, config.workers)
+        empty = Split(torch.zeros((0, *fit.images.shape[1:]), dtype=torch.uint8), fit.labels[:0])
+        self.dataset = Dataset(dataset.name, fit, empty, held, dataset.num_classes, dataset.class_names,
+                               dataset.ground_truth, dataset.source)  # fmt: skip
         self.base = base or Policy.identity()
-        self.trainer = Trainer(TrainConfig(**train), dataset=self.dataset, step=PolicyStep(self.base, seed))
+        self.trainer = Trainer(config, dataset=self.dataset, step=PolicyStep(self.base, seed))
         self.fitted: dict[str, Any] | None = None
         self._clean_cache: tuple[torch.Tensor, torch.Tensor] | None = None
 
     @property
-    def held_out(self) -> Split:
+    def held_out(self) -> Split | FileSplit:
         """``D_A``: the images the scores are measured on."""
         return self.dataset.test
 
@@ -158,9 +204,25 @@ class DensityProxy:
     def _clean(self) -> tuple[torch.Tensor, torch.Tensor]:
         """Per held-out image, the fitted model's loss and whether it is right, unaugmented."""
         if self._clean_cache is None:
-            losses, right = self._forward(self.held_out.images, self.held_out.labels)
+            n = len(self.held_out)
+            losses, right = torch.empty(n), torch.empty(n, dtype=torch.bool)
+            for rows, images, labels in self._rows(torch.arange(n)):
+                losses[rows], right[rows] = self._forward(images, labels)
             self._clean_cache = (losses, right)
         return self._clean_cache
+
+    def _rows(self, rows: Tensor) -> Iterator[tuple[Tensor, Tensor, Tensor]]:
+        """``(rows, images, labels)`` of the held-out images at ``rows`` (ascending), a batch at a
+        time, as CPU uint8; a streamed ``D_A`` decodes those files only, in ``workers`` processes."""
+        split, bs = self.held_out, self.trainer.config.eval_batch_size
+        if isinstance(split, Split):
+            for i in range(0, len(rows), bs):
+                batch = rows[i : i + bs]
+                yield batch, split.images[batch], split.labels[batch]
+            return
+        batches = sequential_batches(split.subset(rows), bs, self.trainer.config.workers)
+        for i, (images, labels) in zip(range(0, len(rows), bs), batches, strict=True):
+            yield rows[i : i + bs], images, labels
 
     def _forward(self, images: torch.Tensor, labels: torch.Tensor, policy: Policy | None = None,
                  params: PolicyParams | None = None) -> tuple[torch.Tensor, torch.Tensor]:  # fmt: skip
@@ -184,7 +246,8 @@ class DensityProxy:
         held-out image through the fitted model.
 
         An image that a draw leaves unchanged (no op applied, or only the identity) keeps its
-        clean result without a forward pass, so a mild policy costs less than a strong one.
+        clean result without a forward pass, so a mild policy costs less than a strong one (and,
+        on a streamed ``D_A``, decodes fewer files).
 
         Returns:
             ``best``, ``acc``, ``loss``, ``min_loss``, ``best_of`` (``best`` over the first
@@ -195,27 +258,28 @@ class DensityProxy:
             raise RuntimeError("DensityProxy.score before fit(): the model is not trained yet")
         t0 = time.perf_counter()
         self.trainer.model.eval()
-        split = self.held_out
         clean_loss, clean_right = self._clean()
-        n = len(split)
+        n = len(self.held_out)
         losses = clean_loss.repeat(self.draws, 1)
         right = clean_right.repeat(self.draws, 1)
-        forwards = 0
-        for d in range(self.draws):
-            if not policy.stages:
-                break
+        draws, changed = [], torch.zeros(self.draws, n, dtype=torch.bool)
+        for d in range(self.draws if policy.stages else 0):
             seed = int(np.random.SeedSequence([self.seed, 0xA5, d]).generate_state(1)[0])
-            params = policy.sample(n, generator=torch.Generator().manual_seed(seed))
-            changed = torch.zeros(n, dtype=torch.bool)
+            draws.append(policy.sample(n, generator=torch.Generator().manual_seed(seed)))
             for s, stage in enumerate(policy.stages):
                 moves = torch.tensor([e.op != "identity" for e in stage])
-                changed |= params.applied[s] & moves[params.op[s]]
-            idx = changed.nonzero().squeeze(1)
-            if len(idx) == 0:
-                continue
-            sub = _subset(params, idx)
-            losses[d, idx], right[d, idx] = self._forward(split.images[idx], split.labels[idx], policy, sub)
-            forwards += len(idx)
+                changed[d] |= draws[d].applied[s] & moves[draws[d].op[s]]
+        forwards = 0
+        # Batch by batch of the images some draw changes, every draw of a batch while it is at hand.
+        for rows, images, labels in self._rows(changed.any(0).nonzero().squeeze(1)):
+            for d, params in enumerate(draws):
+                mine = changed[d, rows]
+                if not mine.any():
+                    continue
+                idx = rows[mine]
+                losses[d, idx], right[d, idx] = self._forward(images[mine], labels[mine], policy,
+                                                              _subset(params, idx))  # fmt: skip
+                forwards += len(idx)
         cumulative = right.cumsum(0) > 0
         return {
             "best": right.any(0).float().mean().item(),
@@ -234,4 +298,4 @@ def _subset(params: PolicyParams, idx: torch.Tensor) -> PolicyParams:
                         params.sign[:, idx], params.aux[:, idx])  # fmt: skip
 
 
-__all__ = ["SCORES", "DensityProxy", "density_split"]
+__all__ = ["SCORES", "DensityProxy", "density_split", "in_memory"]

@@ -18,6 +18,11 @@ Two proxies (``config.optuna.proxy``):
   first part and reports its accuracy on the held-out part after every epoch; a pruner (median,
   or Hyperband: Li et al., JMLR 2018) stops bad trials, only in the second half of a trial.
 
+On a streamed folder (``--stream``) both proxies split the lists of files, not decoded images
+(:func:`~autoaug.search.density.density_split`): the first part streams as the trainer streams
+it, and the held-out part, read for every trial, is decoded once when it fits the memory budget
+(:func:`~autoaug.search.density.in_memory`), else read from disk by each trial.
+
 Three search spaces (``config.optuna.optuna_space``):
 
 * ``families`` (the default): RandAugment's N (1-3 ops in a row) and M (a level of 31, one for
@@ -87,7 +92,7 @@ from autoaug.data import Dataset
 from autoaug.ops import get_op
 from autoaug.policy import OpEntry, Policy, atomic_write_text
 from autoaug.search.base import SearchConfig, Searcher, SearchResult, register
-from autoaug.search.density import SCORES, DensityProxy, density_split
+from autoaug.search.density import SCORES, DensityProxy, density_split, in_memory
 from autoaug.settings import to_yaml
 from autoaug.spaces import get_space
 from autoaug.train import CONFIG_HEADER, PolicyStep, TrainConfig, Trainer, TrainingDiverged, dataset_of
@@ -597,7 +602,9 @@ class OptunaSearcher(Searcher):
         accuracy in the study, so that workers can tell whether their models agree."""
         cfg = self.config
         data = dataset_of(cfg)
-        fit, held = density_split(data, cfg.optuna.proxy_holdout, cfg.seed)
+        fit, held = density_split(data, cfg.optuna.proxy_holdout, cfg.seed, cfg.workers)
+        if cfg.optuna.proxy == "train":  # every trial validates on D_A each epoch: decoded once if it may be
+            held = in_memory(held, cfg.stream, cfg.memory_budget, cfg.workers)
         self.dataset = Dataset(data.name, fit, held, data.test, data.num_classes, data.class_names,
                                data.ground_truth, data.source)  # fmt: skip
         if cfg.optuna.proxy != "density":
