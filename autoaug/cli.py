@@ -601,9 +601,12 @@ def cmd_analyze(args: argparse.Namespace) -> None:
                   per_layer=args.per_layer, progress=True, device=args.device,
                   baseline=not args.no_baseline)  # fmt: skip
     if args.run is not None:
-        if args.dataset or args.model:
+        given = [f for f, v in (("--dataset", args.dataset), ("--model", args.model),
+                                ("--image-size", args.image_size)) if v]  # fmt: skip
+        if given:
             raise CliError(
-                "--dataset and --model are read from RUN_DIR/config.yaml; give them only with --checkpoint"
+                f"{' and '.join(given)}: the dataset, model and image size are read from RUN_DIR/config.yaml; "
+                "give them only with --checkpoint"
             )
         print(
             f"analyzing the search run {args.run} on {args.images} held-out {args.split} images", flush=True
@@ -616,7 +619,7 @@ def cmd_analyze(args: argparse.Namespace) -> None:
               f"{args.dataset}", flush=True)  # fmt: skip
         report = analyze_checkpoint(args.checkpoint, args.dataset, args.model, args.out or "analysis",
                                     data_root=args.data_root, train_size=args.train_size, seed=args.seed,
-                                    space=args.space or "symmetry", **common)  # fmt: skip
+                                    image_size=args.image_size, space=args.space or "symmetry", **common)  # fmt: skip
     else:
         raise CliError("give a search RUN_DIR, or --checkpoint FILE --dataset D --model M")
     print(f"clean accuracy {report['clean_accuracy']:.1%}, clean loss {report['clean_loss']:.3f}, "
@@ -732,6 +735,8 @@ def build_parser(argv: Sequence[str] = ()) -> argparse.ArgumentParser:
     p.add_argument("--train-size", type=int, metavar="N",
                    help="with --checkpoint: the training size the model was trained with (its normalization)")  # fmt: skip
     p.add_argument("--seed", type=int, default=0, help="with --checkpoint: the dataset seed (default 0)")
+    p.add_argument("--image-size", metavar="HxW",
+                   help="with --checkpoint: the size the model was trained at (a folder of mixed sizes needs it)")  # fmt: skip
     return parser
 
 

@@ -56,13 +56,13 @@ def _clean_accuracy(run, images):
     return (logits.argmax(1) == ds.test.labels[idx]).float().mean().item()
 
 
-def _check_report(directory, ops, searched):
+def _check_report(directory, ops, searched, dataset=("glyphs", [32, 32])):
     for name in FILES.values():
         assert (directory / name).is_file(), name
     report = json.loads((directory / FILES["json"]).read_text())
     validate_report(report)
     assert list(report["ops"]) == ops
-    assert report["dataset"]["name"] == "glyphs" and report["dataset"]["image_size"] == [32, 32]
+    assert (report["dataset"]["name"], report["dataset"]["image_size"]) == dataset
     assert report["model"]["name"] == "small_cnn"
     assert (report["search"] is not None) == searched
     for op, entry in report["ops"].items():
@@ -179,6 +179,56 @@ def test_bad_input_is_one_line_and_exit_2(run, tmp_path, capsys, args, message):
     err = capsys.readouterr().err.strip()
     assert err.startswith("autoaug: error:") and "\n" not in err and "Traceback" not in err
     assert message in err
+
+
+@pytest.mark.parametrize("stream", ["on", "off"])
+def test_analyze_a_run_on_a_resized_folder_loads_it_as_the_run_did(tmp_path, capsys, stream):
+    """A search on a folder of mixed-size JPEGs and PNGs (--image-size 16, streamed or not):
+    analyze reads the size and the streaming from the run's config.yaml, and its clean accuracy
+    is the model's on those test images, resized alike, with the trainer's normalization."""
+    from test_stream import make_photo_folder
+
+    from autoaug.analysis.invariance import run_dataset
+    from autoaug.data import FileSplit, Split, load_dataset
+    from autoaug.models import build_model
+    from autoaug.settings import read_config
+    from autoaug.spaces import get_space
+
+    photos = make_photo_folder(tmp_path / "photos")
+    out = tmp_path / "run"
+    config = SearchConfig.of(dataset=f"folder:{photos}", image_size="16", stream=stream, workers=0, epochs=1,
+                             batch_size=6, space="standard", levels=5, device="cpu", progress=False, out=str(out))  # fmt: skip
+    get_searcher("mcmc")(config).run()
+    assert main(["analyze", str(out), *FAST, "--no-baseline", "--device", "cpu"]) == 0
+    report = _check_report(out / "analysis", list(get_space("standard").ops), searched=True,
+                           dataset=(f"folder:{photos}", [16, 16]))  # fmt: skip
+    # By hand: the folder in memory at 16×16, the run's weights, the whole training split's statistics.
+    ds = load_dataset(f"folder:{photos}", image_size="16", stream="off")
+    assert isinstance(ds.test, Split) and len(ds.test) == report["dataset"]["images"] == 7
+    model = build_model("small_cnn", ds.channels, ds.num_classes)
+    model.load_state_dict(torch.load(out / "model.pt", weights_only=True))
+    train = ds.train.images.float() / 255
+    mean, std = train.mean(dim=(0, 2, 3)).view(1, -1, 1, 1), train.std(dim=(0, 2, 3)).view(1, -1, 1, 1)
+    with torch.no_grad():
+        logits = model.eval()((ds.test.images.float() / 255 - mean) / std)
+    right = (logits.argmax(1) == ds.test.labels).float().mean().item()
+    loss = torch.nn.functional.cross_entropy(logits, ds.test.labels).item()
+    assert report["clean_accuracy"] == pytest.approx(right)
+    assert report["clean_loss"] == pytest.approx(loss, rel=1e-4)
+    # The run's data as analyze loads it: streamed when the run streamed.
+    loaded = run_dataset(read_config(out / "config.yaml"))
+    assert isinstance(loaded.train, FileSplit if stream == "on" else Split) and loaded.image_size == (16, 16)
+    # Without the size, the mixed sizes say what to pass; with a RUN_DIR the run's size is used.
+    assert main(["analyze", str(out), "--image-size", "16"]) == 2
+    assert "read from RUN_DIR/config.yaml" in capsys.readouterr().err
+    assert main(["analyze", "--checkpoint", str(out / "model.pt"), "--dataset", f"folder:{photos}", "--model",
+                 "small_cnn", "--out", str(tmp_path / "a"), *FAST, "--no-baseline", "--device", "cpu"]) == 2  # fmt: skip
+    assert "or pass --image-size HxW" in capsys.readouterr().err
+    assert main(["analyze", "--checkpoint", str(out / "model.pt"), "--dataset", f"folder:{photos}", "--model",
+                 "small_cnn", "--image-size", "16", "--out", str(tmp_path / "a"), *FAST, "--no-baseline",
+                 "--device", "cpu"]) == 0  # fmt: skip
+    again = json.loads((tmp_path / "a" / FILES["json"]).read_text())
+    assert again["clean_accuracy"] == report["clean_accuracy"]
 
 
 # ----------------------------------------------------------------------- ground truth

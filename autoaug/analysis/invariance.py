@@ -58,7 +58,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from autoaug._io import json_safe, save_figure_atomic
-from autoaug.data import Dataset, load_dataset
+from autoaug.data import Dataset
+from autoaug.data.stream import pixel_stats
 from autoaug.models import Classifier, build_model
 from autoaug.ops import get_op, warp
 from autoaug.policy import atomic_write_text
@@ -793,6 +794,35 @@ def load_checkpoint_model(path: str | Path, model_name: str, in_channels: int, n
     return model.eval()
 
 
+def run_dataset(config: dict[str, Any], source: str | Path = "config.yaml") -> Dataset:
+    """The dataset of a run, loaded as its saved settings (``config``, read from ``source``)
+    say: the trainer's :func:`autoaug.train.dataset_of` of its data settings (dataset, root,
+    sizes, image size, crop, streaming, workers) and its seed, so the splits, the image size
+    and whether a folder streams are the run's own.
+
+    Raises:
+        ValueError: a data setting the trainer would not take, naming ``source`` and the setting.
+    """
+    from autoaug.train import TrainConfig, dataset_of
+
+    fields = TrainConfig.fields()
+    data = {k: v for k, v in config.items() if k in fields and (fields[k].metadata.get("group") == "data"
+                                                                or k == "seed")}  # fmt: skip
+    return dataset_of(TrainConfig.from_dict(data, source=str(source)))
+
+
+def train_normalizer(dataset: Dataset, seed: int = 0) -> Normalize:
+    """The trainer's input normalization of ``dataset``: its training split's per-channel mean
+    and std (:func:`autoaug.data.stream.pixel_stats`, with the run's ``seed``)."""
+    mean, std = pixel_stats(dataset.train, seed=seed)
+    mean, std = mean.view(1, -1, 1, 1), std.clamp(min=1e-3).view(1, -1, 1, 1)
+
+    def normalize(x: Tensor) -> Tensor:
+        return (x - mean.to(x.device, x.dtype)) / std.to(x.device, x.dtype)
+
+    return normalize
+
+
 def load_run_model(
     run_dir: str | Path,
     *,
@@ -801,9 +831,9 @@ def load_run_model(
 ) -> tuple[nn.Module, Normalize, str, dict[str, Any]]:
     """The model of a training run, with the trainer's input normalization.
 
-    Reads ``config.yaml`` and ``model.pt`` from ``run_dir``; the normalization is the
-    per-channel mean and std of the run's training split, recomputed by loading the dataset as
-    the trainer did (``dataset``, ``data_root``, ``train_size``, ``val_size``, ``seed``).
+    Reads ``config.yaml`` and ``model.pt`` from ``run_dir``; the normalization is the trainer's
+    per-channel mean and std of the run's training split (of a seeded sample of it, for a
+    streamed folder), recomputed by loading the dataset as the run did (:func:`run_dataset`).
 
     Args:
         run_dir: a directory written by :class:`autoaug.train.Trainer`.
@@ -830,19 +860,8 @@ def load_run_model(
             raise ValueError(f"{run / 'config.yaml'}: expected a string {key!r}, got {config.get(key)!r}")
     name = config["dataset"]
     if dataset is None:
-        dataset = load_dataset(
-            name,
-            root=config.get("data_root"),
-            train_size=config.get("train_size"),
-            val_size=config.get("val_size", 0.1),
-            seed=config.get("seed", 0),
-        )
-    train = dataset.train.images.float() / 255.0
-    mean = train.mean(dim=(0, 2, 3)).view(1, -1, 1, 1)
-    std = train.std(dim=(0, 2, 3)).clamp(min=1e-3).view(1, -1, 1, 1)
-
-    def normalize(x: Tensor) -> Tensor:
-        return (x - mean.to(x.device, x.dtype)) / std.to(x.device, x.dtype)
+        dataset = run_dataset(config, run / "config.yaml")
+    normalize = train_normalizer(dataset, int(config.get("seed", 0)))
 
     if untrained:
         with torch.random.fork_rng(devices=[]):
@@ -915,5 +934,7 @@ __all__ = [
     "load_checkpoint_model",
     "load_run_model",
     "plot_profile",
+    "run_dataset",
+    "train_normalizer",
     "untrained_copy",
 ]

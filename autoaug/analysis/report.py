@@ -84,6 +84,8 @@ from autoaug.analysis.invariance import (
     load_checkpoint_model,
     load_run_model,
     plot_profile,
+    run_dataset,
+    train_normalizer,
     untrained_copy,
 )
 from autoaug.analysis.support import SupportProfile, support_profile
@@ -386,14 +388,6 @@ def _split(dataset: Any, split: str) -> Any:
     return getattr(dataset, split)
 
 
-def _train_normalizer(dataset: Any) -> Callable[[Tensor], Tensor]:
-    """The trainer's input normalization: per-channel mean and std of the training split."""
-    train = dataset.train.images.float() / 255.0
-    mean = train.mean(dim=(0, 2, 3)).view(1, -1, 1, 1)
-    std = train.std(dim=(0, 2, 3)).clamp(min=1e-3).view(1, -1, 1, 1)
-    return lambda x: (x - mean.to(x.device, x.dtype)) / std.to(x.device, x.dtype)
-
-
 def _profile_and_report(
     model: torch.nn.Module,
     baseline: torch.nn.Module | None,
@@ -449,8 +443,10 @@ def analyze_run(
 ) -> dict[str, Any]:
     """Analyze a search run: profile its model on held-out images, read its history, write the report.
 
-    The dataset is loaded as the run's ``config.yaml`` says (name, data root, train size, seed),
-    so the held-out images and the normalization are the run's own.
+    The dataset is loaded as the run's ``config.yaml`` says (name, data root, train size, seed,
+    image size, crop, streaming: :func:`~autoaug.analysis.invariance.run_dataset`), so the
+    held-out images and the normalization are the run's own; a streamed folder stays on disk,
+    and only the images the analysis measures are decoded.
 
     Args:
         run_dir: a directory written by ``autoaug search``.
@@ -473,7 +469,6 @@ def analyze_run(
         FileNotFoundError: no run directory, ``history.json``, ``config.yaml`` or weights.
         ValueError: files that are not what a search writes; an unknown dataset.
     """
-    from autoaug.data import load_dataset
     from autoaug.settings import read_config
 
     run = Path(run_dir)
@@ -491,8 +486,7 @@ def analyze_run(
     for key in ("model", "dataset"):
         if not isinstance(config.get(key), str):
             raise ValueError(f"{run / 'config.yaml'}: expected a string {key!r}, got {config.get(key)!r}")
-    dataset = load_dataset(config["dataset"], root=config.get("data_root"), train_size=config.get("train_size"),
-                           val_size=config.get("val_size", 0.1), seed=config.get("seed", 0))  # fmt: skip
+    dataset = run_dataset(config, run / "config.yaml")
     untrained, normalize, _, _ = load_run_model(run, untrained=True, dataset=dataset)
     if checkpoint is None:
         model = load_run_model(run, dataset=dataset)[0]
@@ -539,6 +533,7 @@ def analyze_checkpoint(
     data_root: str | None = None,
     train_size: int | None = None,
     seed: int = 0,
+    image_size: str | None = None,
     images: int = DEFAULT_IMAGES,
     split: str = "test",
     space: str = "symmetry",
@@ -552,8 +547,9 @@ def analyze_checkpoint(
     """Analyze any autoaug model's weights (``model.pt`` or a trainer ``checkpoint.pt``) on a dataset.
 
     The normalization is the trainer's (the training split's per-channel mean and std, for the
-    dataset loaded with ``train_size`` and ``seed``); the baseline is an untrained copy. There
-    are no search statistics, so the verdicts come from the loss gaps alone.
+    dataset loaded with ``train_size``, ``seed`` and ``image_size``, ``"HxW"``, which a folder of
+    mixed sizes needs); the baseline is an untrained copy. There are no search statistics, so
+    the verdicts come from the loss gaps alone.
 
     Raises:
         FileNotFoundError: no such weights file; a dataset whose files are missing.
@@ -564,11 +560,11 @@ def analyze_checkpoint(
     weights = Path(checkpoint)
     if not weights.is_file():
         raise FileNotFoundError(f"model weights not found: {weights}")
-    ds = load_dataset(dataset, root=data_root, train_size=train_size, seed=seed)
+    ds = load_dataset(dataset, root=data_root, train_size=train_size, seed=seed, image_size=image_size)
     net = load_checkpoint_model(weights, model, ds.channels, ds.num_classes)
     untrained = untrained_copy(net, seed=seed) if baseline else None
     return _profile_and_report(
-        net, untrained, _train_normalizer(ds), ds, split=split, images=images, space=space,
+        net, untrained, train_normalizer(ds, seed), ds, split=split, images=images, space=space,
         magnitudes=magnitudes, lie=lie, per_layer=per_layer, progress=progress, device=device, stats=None,
         model_info={"name": model, "weights": str(weights), "run": None}, search_info=None, out=Path(out),
     )  # fmt: skip
