@@ -1,18 +1,19 @@
 """The bilevel searcher: the hypergradient against finite differences, the relaxed policy against
-the exported one, determinism, resume, outputs that `show` and `analyze` read, and the weight of
-a label-changing op going down."""
+the exported one, determinism, resume, outputs that `show` and `analyze` read, a streamed folder,
+and the weight of a label-changing op going down."""
 
 import json
 
 import pytest
 import torch
 import torch.nn.functional as F
+from test_stream import make_photo_folder
 from torch import nn
 from torch.func import functional_call
 
 from autoaug.cli import main
 from autoaug.ops import get_op
-from autoaug.policy import PolicyParams
+from autoaug.policy import Policy, PolicyParams
 from autoaug.search import SearchConfig, get_searcher
 from autoaug.search.bilevel import BilevelStep, RelaxedPolicy, hypergradient
 from autoaug.spaces import get_space
@@ -216,6 +217,22 @@ def test_search_mode_trains_a_proxy_and_writes_a_policy_for_train(tmp_path):
     assert main(["train", "--policy", str(policy), "--dataset", "arrows", "--train-size", "128", "--epochs", "1",
                  "--batch-size", "64", "--no-progress", "--out", str(tmp_path / "t")]) == 0  # fmt: skip
     assert (tmp_path / "t" / "model.pt").is_file()
+
+
+def test_search_on_a_streamed_folder_equals_the_search_in_memory(tmp_path):
+    """A folder of mixed-size JPEGs and PNGs, resized on load: streamed from disk (the validation
+    batches and the probe decoded as drawn) it learns the policy it learns held in memory."""
+    photos = make_photo_folder(tmp_path / "photos")
+    learned = {}
+    for stream in ("on", "off"):
+        out = tmp_path / stream
+        assert main(["search", "--method", "bilevel", "--dataset", f"folder:{photos}", "--image-size", "32x32",
+                     "--stream", stream, "--workers", "0", "--epochs", "2", "--batch-size", "8", "--probe-size", "8",
+                     "--device", "cpu", "--no-progress", "--out", str(out)]) == 0  # fmt: skip
+        policy = Policy.load(out / "policy.json")
+        assert policy.meta["image_size"] == [32, 32] and (out / "history.json").is_file()
+        learned[stream] = policy.to_dict()
+    assert learned["on"] == learned["off"]
 
 
 @pytest.mark.slow
