@@ -5,7 +5,8 @@ The public API:
 
 * :class:`Policy`, :func:`load_policy`: policies, their JSON files, the built-in baselines;
 * :data:`OPS`, :func:`get_op`, :data:`SPACES`, :func:`get_space`: the op registry and spaces;
-* :func:`to_torchvision`, :func:`to_source`, :func:`export`: torchvision export.
+* :func:`to_torchvision`, :func:`to_source`, :func:`export`: torchvision export;
+* :class:`OnlineAugment`: the MCMC search inside the caller's own training step.
 
 Example:
     >>> import torch, autoaug
@@ -22,9 +23,19 @@ from autoaug.policy import OpEntry, Policy, PolicyError, PolicyParams, load_poli
 from autoaug.reference import builtin_policies
 from autoaug.spaces import SPACES, Range, Space, get_space
 
+
+def __getattr__(name: str):
+    # OnlineAugment brings the searchers and the trainer: imported when first asked for.
+    if name == "OnlineAugment":
+        from autoaug.online import OnlineAugment
+
+        return OnlineAugment
+    raise AttributeError(f"module 'autoaug' has no attribute {name!r}")
+
 __all__ = [
     "OPS",
     "SPACES",
+    "OnlineAugment",
     "Op",
     "OpEntry",
     "Policy",

@@ -55,6 +55,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -377,6 +378,32 @@ class MCMCStep:
         return images, state
 
     def loss(self, trainer: Trainer, images: Tensor, labels: Tensor) -> tuple[Tensor, dict[str, float]]:
+        """The trainer's step: :meth:`step` with its forward (normalization, autocast) and its batch's
+        dataset indices."""
+        return self.step(trainer.forward, images, labels, index=getattr(trainer, "batch_index", None))
+
+    def step(
+        self,
+        forward: Callable[[Tensor], Tensor],
+        images: Tensor,
+        labels: Tensor,
+        index: Tensor | None = None,
+        criterion: Callable[[Tensor, Tensor], Tensor] | None = None,
+    ) -> tuple[Tensor, dict[str, float]]:
+        """One batch: move the chains, then the primal objective ``clean + Σ_g λ_g·ℓ_g`` (to
+        backpropagate) and the dual step.
+
+        Args:
+            forward: logits of float images in [0, 1] (the model with its normalization).
+            images: float in [0, 1].
+            labels: class indices.
+            index: each image's index in the dataset (keys its chain), or None.
+            criterion: the clean term, ``criterion(logits, labels)`` (default: cross-entropy with
+                the config's label smoothing). The constraint is on the augmented cross-entropy.
+
+        Returns:
+            The loss and the batch's numbers (``loss``, ``clean_loss``, ``acc``, ``aug_loss``, ``aug_acc``).
+        """
         cfg = self.config
         b = len(images)
         self.image_size = (int(images.shape[-2]), int(images.shape[-1]))
@@ -384,24 +411,28 @@ class MCMCStep:
         copies = math.ceil(n / b)
         xs = images.repeat(copies, 1, 1, 1)[:n]
         ys = labels.repeat(copies)[:n]
-        index = getattr(trainer, "batch_index", None)
         if index is not None:
             index = index.repeat(copies)[:n]
 
         def evaluate(state: dict[str, Tensor], rows: Tensor, need_loss: bool) -> tuple[Tensor, Tensor | None]:
             rows = rows.to(xs.device)
-            x = self.states.apply(xs[rows], state, torch.rand(len(rows), 2, generator=self.generator))
+            aux = torch.rand(len(rows), 2, generator=self.generator)
+            with torch.autocast(xs.device.type, enabled=False):  # the ops in float32 under a user's autocast
+                x = self.states.apply(xs[rows], state, aux)
             if not need_loss:
                 return x, None
             with torch.no_grad():
-                return x, F.cross_entropy(trainer.forward(x), ys[rows], reduction="none")
+                return x, F.cross_entropy(forward(x).float(), ys[rows], reduction="none")
 
         augmented, state = self.sample(n, index, evaluate)
         if cfg.mcmc.fused:  # one pass of b + n images: fewer, larger kernels; BatchNorm sees both halves
-            logits, aug_logits = trainer.forward(torch.cat([images, augmented])).split([b, n])
+            logits, aug_logits = forward(torch.cat([images, augmented])).float().split([b, n])
         else:
-            logits, aug_logits = trainer.forward(images), trainer.forward(augmented)
-        clean = F.cross_entropy(logits, labels, label_smoothing=cfg.label_smoothing)
+            logits, aug_logits = forward(images).float(), forward(augmented).float()
+        if criterion is None:
+            clean = F.cross_entropy(logits, labels, label_smoothing=cfg.label_smoothing)
+        else:
+            clean = criterion(logits, labels)
         aug = F.cross_entropy(aug_logits, ys, reduction="none")
 
         # Statistics of the trained states.
@@ -439,6 +470,15 @@ class MCMCStep:
         self.chains.sync()
 
     def end_epoch(self, trainer: Trainer, epoch: int) -> dict[str, Any]:
+        """The trainer's end of an epoch: :meth:`close_epoch`, then rank 0 writes the outputs."""
+        numbers = self.close_epoch(epoch)
+        if trainer.rank == 0:
+            self.write_outputs(Path(trainer.config.out))
+        return numbers
+
+    def close_epoch(self, epoch: int) -> dict[str, Any]:
+        """Record epoch ``epoch`` (from 0) in :attr:`history` (its statistics summed over the
+        ranks under torchrun: every rank must call it) and start the next one."""
         self._reduce_epoch()
         ops = self.states.ops
         op_loss = (self.op_loss / self.op_n.clamp(min=1)).tolist()
@@ -456,8 +496,6 @@ class MCMCStep:
         self.history.append(record)
         self._reset_epoch(self.states.size, self.config.mcmc.levels)
         self.generator.manual_seed(epoch_seed(self.config.seed + 104729, epoch + 1))
-        if trainer.rank == 0:
-            self.write_outputs(Path(trainer.config.out))
         lam = self.lam.mean().item() if self.per_op else float(self.lam[0])
         return {"acceptance": acceptance, "lambda_mean": lam}
 
@@ -606,8 +644,11 @@ class MCMCSearcher(Searcher):
     method = "mcmc"
 
     def run(self, resume: bool = False) -> SearchResult:
-        step = MCMCStep(self.config)
-        trainer = Trainer(self.config, step=step)
+        from autoaug.online import OnlineAugment  # the public API runs the search; it builds on this module
+
+        aug = OnlineAugment(config=self.config)
+        step = aug.core
+        trainer = Trainer(self.config, step=aug.trainer_step())
         metrics = trainer.fit(resume=resume)
         out = Path(self.config.out)
         if trainer.rank == 0:

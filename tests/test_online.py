@@ -1,0 +1,194 @@
+"""OnlineAugment: the mcmc search in the caller's own training loop (issue 21)."""
+
+from __future__ import annotations
+
+import json
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+import autoaug
+from autoaug.data import DeviceLoader
+from autoaug.data.stream import pixel_stats
+from autoaug.models import build_model
+from autoaug.search import get_searcher
+from autoaug.search.base import SearchConfig
+from autoaug.train import dataset_of
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def _cfg(tmp_path: Path, name: str, **kw) -> SearchConfig:
+    base = dict(dataset="glyphs", train_size=256, val_size=64, batch_size=64, epochs=2, levels=5, progress=False,
+                space="symmetry", out=str(tmp_path / name), seed=3)  # fmt: skip
+    base.update(kw)
+    return SearchConfig.of(**base)
+
+
+def plain_loop(cfg: SearchConfig, out: Path | None = None) -> tuple[autoaug.OnlineAugment, torch.nn.Module]:
+    """A user's loop: their model, optimizer and schedule; the trainer's batches in its order."""
+    ds = dataset_of(cfg)
+    torch.manual_seed(cfg.seed)  # as the trainer does before it builds the model
+    model = build_model(cfg.model, ds.channels, ds.num_classes)
+    mean, std = pixel_stats(ds.train, seed=cfg.seed)
+    aug = autoaug.OnlineAugment(config=cfg, normalize=(mean, std.clamp(min=1e-3)), out=out)
+    loader = DeviceLoader(ds.train, cfg.batch_size, device="cpu", shuffle=True, drop_last=True, seed=cfg.seed)
+    opt = torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=cfg.momentum, nesterov=cfg.nesterov,
+                          weight_decay=cfg.weight_decay)  # fmt: skip
+    steps = cfg.epochs * len(loader)
+    sched = torch.optim.lr_scheduler.LambdaLR(
+        opt, lambda i: 0.5 * (1 + math.cos(math.pi * min(i, steps) / steps))
+    )
+    model.train()
+    for _ in range(cfg.epochs):
+        for images, labels in loader:
+            loss = aug.loss(model, images.float() / 255.0, labels, index=loader.last_index)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            sched.step()
+        aug.end_epoch()
+    return aug, model
+
+
+def test_plain_loop_reproduces_the_trainers_search(tmp_path):
+    cfg = _cfg(tmp_path, "search")
+    result = get_searcher("mcmc")(cfg).run()
+    searched = json.loads((tmp_path / "search" / "history.json").read_text())
+    aug, model = plain_loop(cfg)
+    assert len(aug.history) == len(searched["epochs"]) == 2
+    for mine, theirs in zip(aug.history, searched["epochs"]):
+        assert mine["histogram"] == theirs["histogram"]  # the same states trained on, image by image
+        assert mine["acceptance"] == pytest.approx(theirs["acceptance"], abs=1e-12)
+        assert mine["lambda"] == pytest.approx(theirs["lambda"], abs=1e-9)
+        assert mine["relaxation"] == pytest.approx(theirs["relaxation"], abs=1e-9)
+    assert aug.policy().to_dict() == result.policy.to_dict()
+    # and the same model
+    trained = torch.load(tmp_path / "search" / "model.pt", weights_only=True)
+    for k, v in model.state_dict().items():
+        assert torch.allclose(v.float(), trained[k].float(), atol=1e-5), k
+
+
+def test_run_directory_is_analyzable_and_exportable(tmp_path):
+    cfg = _cfg(tmp_path, "unused", epochs=1, space="standard")
+    aug, model = plain_loop(cfg, out=tmp_path / "live")
+    # end_epoch wrote the search's files as it went
+    assert (tmp_path / "live" / "history.json").is_file() and (tmp_path / "live" / "policy.json").is_file()
+    run = aug.save_run(tmp_path / "run", model, dataset="glyphs", model_name=cfg.model, train_size=256,
+                       val_size=64)  # fmt: skip
+    for f in ("history.json", "policy.json", "metrics.jsonl", "config.yaml", "model.pt", "online.json"):
+        assert (run / f).is_file(), f
+    metrics = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert metrics[0]["steps"] == 3 and math.isfinite(metrics[0]["train_loss"])
+    from autoaug.cli import main
+
+    assert (
+        main(["analyze", str(run), "--no-lie", "--no-baseline", "--images", "64", "--magnitudes", "2"]) == 0
+    )
+    report = json.loads((run / "analysis" / "symmetry_report.json").read_text())
+    assert set(report["ops"]) == set(aug.ops)  # every op of the run's space, read with the run's history
+    assert report["search"]["epochs"] == 1 and report["model"]["name"] == cfg.model
+    assert main(["export", str(run / "policy.json"), "--out", str(tmp_path / "p.py")]) == 0
+    assert "transforms" in (tmp_path / "p.py").read_text()
+
+
+def test_state_dict_continues_the_search(tmp_path):
+    """Checkpointed after the first epoch and continued: the same search as one without a break."""
+    g = torch.Generator().manual_seed(0)
+    batches = [
+        (torch.rand(32, 3, 16, 16, generator=g), torch.randint(5, (32,), generator=g)) for _ in range(6)
+    ]
+    index = [torch.arange(32) + 32 * (i % 3) for i in range(6)]
+
+    def run(split: bool) -> list:
+        torch.manual_seed(0)
+        net = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(3 * 16 * 16, 5))
+        aug = autoaug.OnlineAugment(space="standard", seed=1, levels=4)
+        for i, (x, y) in enumerate(batches):
+            if split and i == 3:
+                state = aug.state_dict()
+                aug = autoaug.OnlineAugment(space="standard", seed=1, levels=4)
+                aug.load_state_dict(state)
+            aug.loss(net, x, y, index=index[i]).backward()
+            if i % 3 == 2:
+                aug.end_epoch()
+        return aug.history
+
+    assert run(True) == run(False)
+    other = autoaug.OnlineAugment(space="symmetry", seed=1)
+    with pytest.raises(ValueError, match="space"):
+        other.load_state_dict(autoaug.OnlineAugment(space="standard", seed=1).state_dict())
+
+
+def test_inputs_and_settings_are_checked():
+    net = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(3 * 8 * 8, 4))
+    with pytest.raises(ValueError, match="epsilon"):
+        autoaug.OnlineAugment(epsilon=-1)
+    with pytest.raises(ValueError, match=r"unknown|epsilonn"):
+        autoaug.OnlineAugment(epsilonn=0.5)
+    with pytest.raises(ValueError, match="training loop"):
+        autoaug.OnlineAugment(epochs=3)
+    aug = autoaug.OnlineAugment(seed=0)
+    with pytest.raises(ValueError, match="B×C×H×W"):
+        aug.loss(net, torch.rand(3, 8, 8), torch.zeros(3, dtype=torch.long))
+    with pytest.raises(ValueError, match="labels"):
+        aug.loss(net, torch.rand(4, 3, 8, 8), torch.zeros(3, dtype=torch.long))
+    with pytest.raises(ValueError, match="no epoch"):
+        aug.policy()
+    # uint8 in, the same loss as the same images as float in [0, 1]
+    x = torch.randint(0, 256, (8, 3, 8, 8), dtype=torch.uint8)
+    y = torch.randint(4, (8,))
+    a = autoaug.OnlineAugment(seed=0).loss(net, x, y)
+    b = autoaug.OnlineAugment(seed=0).loss(net, x.float() / 255, y)
+    assert torch.equal(a, b)
+
+
+def test_criterion_autocast_and_steps_per_epoch():
+    """The caller's criterion is the clean term; under the caller's autocast the ops run in float32
+    and the loss is finite; steps_per_epoch closes epochs without an epoch loop."""
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.Flatten(), torch.nn.Linear(4 * 6 * 6, 4))
+    x, y = torch.rand(16, 3, 8, 8), torch.randint(4, (16,))
+    aug = autoaug.OnlineAugment(seed=0, steps_per_epoch=2, n_aug=1.0)
+    seen = []
+
+    def criterion(logits, labels):
+        seen.append(logits.shape)
+        return F.cross_entropy(logits, labels) * 0.0
+
+    loss = aug.loss(net, x, y, criterion=criterion)
+    assert seen == [torch.Size([16, 4])]
+    # the clean term is zero, so the loss is the augmented term alone: λ starts at 0
+    assert loss.item() == 0.0 and aug.last["clean_loss"] == 0.0
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        loss = aug.loss(net, x, y)
+    assert torch.isfinite(loss) and len(aug.history) == 1  # two steps: one epoch closed
+    assert set(aug.dual) == set(aug.ops)
+
+
+@pytest.mark.parametrize("example", ["plain_loop.py", "torchvision_model.py"])
+def test_examples_run(tmp_path, example):
+    out = tmp_path / "run"
+    proc = subprocess.run([sys.executable, str(REPO / "scripts" / "examples" / example), "--out", str(out),
+                           "--quick"], capture_output=True, text=True, cwd=REPO, timeout=600)  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert (out / "policy.json").is_file() and (out / "history.json").is_file()
+    autoaug.load_policy(str(out / "policy.json"))
+
+
+def test_lightning_example_runs(tmp_path):
+    pytest.importorskip(
+        "lightning", reason="the Lightning example needs pip install -e '.[lightning]' (dev has it)"
+    )
+    out = tmp_path / "run"
+    proc = subprocess.run([sys.executable, str(REPO / "scripts" / "examples" / "lightning_module.py"), "--out",
+                           str(out), "--quick"], capture_output=True, text=True, cwd=REPO, timeout=600)  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    history = json.loads((out / "history.json").read_text())
+    assert len(history["epochs"]) == 2
+    autoaug.load_policy(str(out / "policy.json"))
