@@ -55,7 +55,7 @@ def _normalizer(
 ) -> tuple[Normalize, Any]:
     """The callable that turns images in [0, 1] into the model's input, and what to record of it."""
     if normalize is None:
-        return (lambda x: x), None
+        return (lambda x: x), "none"
     if callable(normalize):
         return normalize, "callable"
     try:
@@ -302,8 +302,8 @@ class OnlineAugment:
         header = ("Written by autoaug.OnlineAugment.save_run: the search's settings; the training loop was the "
                   "caller's (dataset and model as they were given).")  # fmt: skip
         atomic_write_text(out / "config.yaml", to_yaml(config, header))
-        if self._normalize_record is not None:
-            atomic_write_text(out / "online.json", json.dumps({"normalize": self._normalize_record}) + "\n")
+        # The caller's normalization, for autoaug analyze (which otherwise assumes the trainer's).
+        atomic_write_text(out / "online.json", json.dumps({"normalize": self._normalize_record}) + "\n")
         atomic_write_text(out / "metrics.jsonl", "".join(json.dumps(r) + "\n" for r in self.epoch_logs))
         if self.core.history:
             self.core.write_outputs(out)

@@ -30,13 +30,16 @@ def _cfg(tmp_path: Path, name: str, **kw) -> SearchConfig:
     return SearchConfig.of(**base)
 
 
-def plain_loop(cfg: SearchConfig, out: Path | None = None) -> tuple[autoaug.OnlineAugment, torch.nn.Module]:
-    """A user's loop: their model, optimizer and schedule; the trainer's batches in its order."""
+def plain_loop(
+    cfg: SearchConfig, out: Path | None = None, normalize=None
+) -> tuple[autoaug.OnlineAugment, torch.nn.Module]:
+    """A user's loop: their model, optimizer and schedule; the trainer's batches in its order;
+    the trainer's normalization unless ``normalize`` is given."""
     ds = dataset_of(cfg)
     torch.manual_seed(cfg.seed)  # as the trainer does before it builds the model
     model = build_model(cfg.model, ds.channels, ds.num_classes)
     mean, std = pixel_stats(ds.train, seed=cfg.seed)
-    aug = autoaug.OnlineAugment(config=cfg, normalize=(mean, std.clamp(min=1e-3)), out=out)
+    aug = autoaug.OnlineAugment(config=cfg, normalize=normalize or (mean, std.clamp(min=1e-3)), out=out)
     loader = DeviceLoader(ds.train, cfg.batch_size, device="cpu", shuffle=True, drop_last=True, seed=cfg.seed)
     opt = torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=cfg.momentum, nesterov=cfg.nesterov,
                           weight_decay=cfg.weight_decay)  # fmt: skip
@@ -76,7 +79,8 @@ def test_plain_loop_reproduces_the_trainers_search(tmp_path):
 
 def test_run_directory_is_analyzable_and_exportable(tmp_path):
     cfg = _cfg(tmp_path, "unused", epochs=1, space="standard")
-    aug, model = plain_loop(cfg, out=tmp_path / "live")
+    # A normalization of the caller's own (not the trainer's), which the analysis must use.
+    aug, model = plain_loop(cfg, out=tmp_path / "live", normalize=([0.5, 0.5, 0.5], [0.25, 0.25, 0.25]))
     # end_epoch wrote the search's files as it went
     assert (tmp_path / "live" / "history.json").is_file() and (tmp_path / "live" / "policy.json").is_file()
     run = aug.save_run(tmp_path / "run", model, dataset="glyphs", model_name=cfg.model, train_size=256,
@@ -93,6 +97,19 @@ def test_run_directory_is_analyzable_and_exportable(tmp_path):
     report = json.loads((run / "analysis" / "symmetry_report.json").read_text())
     assert set(report["ops"]) == set(aug.ops)  # every op of the run's space, read with the run's history
     assert report["search"]["epochs"] == 1 and report["model"]["name"] == cfg.model
+    # The caller's normalization (online.json), not the trainer's: the clean loss by hand.
+    from autoaug.analysis.report import _held_out
+
+    x, y = _held_out(dataset_of(cfg).test, 64)
+    with torch.no_grad():
+        logits = model.eval()(aug.normalize(x.float() / 255))
+    assert report["clean_loss"] == pytest.approx(F.cross_entropy(logits, y).item(), rel=1e-4)
+    # A normalization the run cannot record is refused with what to do instead.
+    (run / "online.json").write_text(json.dumps({"normalize": "callable"}))
+    with pytest.raises(ValueError, match="callable"):
+        from autoaug.analysis.invariance import load_run_model
+
+        load_run_model(run)
     assert main(["export", str(run / "policy.json"), "--out", str(tmp_path / "p.py")]) == 0
     assert "transforms" in (tmp_path / "p.py").read_text()
 

@@ -823,6 +823,41 @@ def train_normalizer(dataset: Dataset, seed: int = 0) -> Normalize:
     return normalize
 
 
+def _online_normalizer(run: Path) -> Normalize | None:
+    """The normalization a run written by :meth:`autoaug.OnlineAugment.save_run` recorded in its
+    ``online.json`` (the caller's, not the trainer's), or None for a trainer's run.
+
+    Raises:
+        ValueError: it was a Python callable (which a file cannot hold), or the file is malformed.
+    """
+    path = run / "online.json"
+    if not path.is_file():
+        return None
+    try:
+        recorded = json.loads(path.read_text())["normalize"]
+    except (ValueError, KeyError, TypeError):
+        raise ValueError(
+            f'{path}: expected {{"normalize": ...}} as OnlineAugment.save_run writes it'
+        ) from None
+    if recorded is None or recorded == "none":
+        return lambda x: x
+    if recorded == "callable":
+        raise ValueError(
+            f"{run}: the model was trained with a normalization given as a Python callable, which the run "
+            "cannot record; measure it from Python: invariance_profile(model, images, labels, normalize=...)"
+        )
+    try:
+        mean = torch.tensor(recorded["mean"], dtype=torch.float32).view(1, -1, 1, 1)
+        std = torch.tensor(recorded["std"], dtype=torch.float32).view(1, -1, 1, 1)
+    except (KeyError, TypeError, ValueError):
+        raise ValueError(f"{path}: normalize must hold 'mean' and 'std' lists, got {recorded!r}") from None
+
+    def normalize(x: Tensor) -> Tensor:
+        return (x - mean.to(x.device, x.dtype)) / std.to(x.device, x.dtype)
+
+    return normalize
+
+
 def load_run_model(
     run_dir: str | Path,
     *,
@@ -833,7 +868,9 @@ def load_run_model(
 
     Reads ``config.yaml`` and ``model.pt`` from ``run_dir``; the normalization is the trainer's
     per-channel mean and std of the run's training split (of a seeded sample of it, for a
-    streamed folder), recomputed by loading the dataset as the run did (:func:`run_dataset`).
+    streamed folder), recomputed by loading the dataset as the run did (:func:`run_dataset`),
+    or, for a run written by :meth:`autoaug.OnlineAugment.save_run`, the one its ``online.json``
+    recorded.
 
     Args:
         run_dir: a directory written by :class:`autoaug.train.Trainer`.
@@ -861,7 +898,7 @@ def load_run_model(
     name = config["dataset"]
     if dataset is None:
         dataset = run_dataset(config, run / "config.yaml")
-    normalize = train_normalizer(dataset, int(config.get("seed", 0)))
+    normalize = _online_normalizer(run) or train_normalizer(dataset, int(config.get("seed", 0)))
 
     if untrained:
         with torch.random.fork_rng(devices=[]):
