@@ -37,17 +37,59 @@ import torch
 import torch.distributed as dist
 from torch import Tensor, nn
 
+from autoaug.data import Split
 from autoaug.policy import Policy, atomic_write_text
 from autoaug.search.base import SearchConfig
+from autoaug.search.bilevel import BilevelStep
 from autoaug.search.mcmc import MCMCStep
 from autoaug.settings import to_yaml
 
 Normalize = Callable[[Tensor], Tensor]
 _NOT_SETTINGS = ("method", "out", "dataset", "model", "epochs", "policy")
+METHODS = ("mcmc", "bilevel")
 
 
 def _rank() -> int:
     return dist.get_rank() if dist.is_available() and dist.is_initialized() else 0
+
+
+def _world() -> int:
+    return dist.get_world_size() if dist.is_available() and dist.is_initialized() else 1
+
+
+def _split(name: str, data: Any) -> Split:
+    """``(images, labels)`` as a :class:`~autoaug.data.Split` of uint8 images."""
+    try:
+        images, labels = data
+    except (TypeError, ValueError):
+        raise ValueError(f"{name}: expected (images, labels) tensors, got {type(data).__name__}") from None
+    if not isinstance(images, Tensor) or images.dim() != 4 or len(labels) != len(images) or len(images) < 2:
+        raise ValueError(f"{name}: expected (B×C×H×W images, B labels) with B >= 2, got "
+                         f"{tuple(getattr(images, 'shape', ()))} and {len(labels)} labels")  # fmt: skip
+    if images.is_floating_point():
+        images = (images.clamp(0, 1) * 255).round().to(torch.uint8)
+    elif images.dtype != torch.uint8:
+        raise ValueError(f"{name}: images must be uint8 or float in [0, 1], got {images.dtype}")
+    return Split(images.cpu(), torch.as_tensor(labels).cpu().long())
+
+
+class _Loop:
+    """What :class:`~autoaug.search.bilevel.BilevelStep` reads of a trainer, from the caller's loop:
+    their model and optimizer (its learning rate now), the normalization, the held-out images."""
+
+    def __init__(self, aug: OnlineAugment, model: Callable[[Tensor], Tensor], device: torch.device):
+        self.net = model
+        self.model = getattr(model, "module", model)  # the weights (DistributedDataParallel's inner module)
+        self.normalize = aug.normalize
+        self.optimizer = aug.optimizer
+        self.dataset = aug.data
+        self.device = device
+        self.cuda = False  # autocast is the caller's: their region covers the step
+        self.config = aug.config
+        self.rank, self.world = _rank(), _world()
+
+    def forward(self, images: Tensor, net: Callable[[Tensor], Tensor] | None = None) -> Tensor:
+        return (net or self.net)(self.normalize(images)).float()
 
 
 def _normalizer(
@@ -77,10 +119,13 @@ def _normalizer(
 
 
 class OnlineAugment:
-    """The MCMC augmentation search, driven from the caller's training step.
+    """The MCMC augmentation search (or bilevel's online mode), driven from the caller's training step.
 
     Args:
         space: the policy space (``autoaug spaces``).
+        method: ``mcmc`` (the invariance-constrained sampler, the default) or ``bilevel`` (a
+            differentiable policy by one-step unrolled hypergradient on ``val``, trained with
+            the model: ``autoaug search --method bilevel --mode online``).
         normalize: what turns images in [0, 1] into the model's input: ``(mean, std)`` per
             channel, a callable, or None (the model takes [0, 1] images).
         out: a directory where :meth:`end_epoch` writes ``history.json`` and ``policy.json``
@@ -88,11 +133,18 @@ class OnlineAugment:
         steps_per_epoch: close an epoch (:meth:`end_epoch`) by itself every this many
             :meth:`loss` calls, for loops without epochs; None: the caller calls ``end_epoch``.
         seed: seeds the sampler's draws (the same seed and batches give the same search).
+        val: bilevel only, required: ``(images, labels)`` held out from training (uint8 or float
+            in [0, 1]), whose loss after an unrolled step the policy descends.
+        optimizer: bilevel only, required: the model's optimizer (the unrolled step takes its
+            learning rate of the moment).
+        probe: bilevel only: ``(images, labels)`` of training images on which each epoch's
+            per-op losses are measured (default: ``val``).
         config: a whole :class:`~autoaug.search.base.SearchConfig` instead of the keywords.
-        **settings: the mcmc search's settings by name (``epsilon``, ``dual_lr``, ``levels``,
+        **settings: the method's settings by name (mcmc: ``epsilon``, ``dual_lr``, ``levels``,
             ``constraint``, ``n_aug``, ``chain_length``, ``relax_alpha``, ``relax_lr``,
-            ``policy_epochs``, ``fused``) and ``interpolation``, ``label_smoothing``; see
-            ``autoaug search --help`` for each one's meaning and default.
+            ``policy_epochs``, ``fused``; bilevel: ``stages``, ``policy_lr``, ``policy_every``,
+            ``unroll``, ...) and ``interpolation``, ``label_smoothing``; ``autoaug search
+            --method M --help`` gives each one's meaning and default.
 
     Raises:
         ValueError: an unknown setting or a value out of its range (named in the message).
@@ -112,10 +164,14 @@ class OnlineAugment:
         self,
         space: str = "symmetry",
         *,
+        method: str = "mcmc",
         normalize: Normalize | tuple[Sequence[float], Sequence[float]] | None = None,
         out: str | Path | None = None,
         steps_per_epoch: int | None = None,
         seed: int = 0,
+        val: tuple[Tensor, Tensor] | None = None,
+        optimizer: torch.optim.Optimizer | None = None,
+        probe: tuple[Tensor, Tensor] | None = None,
         config: SearchConfig | None = None,
         **settings: Any,
     ):
@@ -124,17 +180,41 @@ class OnlineAugment:
             if bad:
                 raise ValueError(f"OnlineAugment does not take {', '.join(map(repr, bad))}: the training "
                                  "loop is the caller's")  # fmt: skip
-            config = SearchConfig.of(method="mcmc", space=space, seed=seed, **settings)
+            if method not in METHODS:
+                raise ValueError(f"method {method!r}: expected one of {', '.join(METHODS)}")
+            if method == "bilevel":
+                settings.setdefault("mode", "online")
+            config = SearchConfig.of(method=method, space=space, seed=seed, **settings)
         elif settings:
             raise ValueError(
                 f"give the settings either in config or as keywords, not both ({sorted(settings)})"
             )
-        if config.method != "mcmc":
-            raise ValueError(f"OnlineAugment runs the mcmc search; the config says method {config.method!r}")
+        if config.method not in METHODS:
+            raise ValueError(
+                f"OnlineAugment runs {' or '.join(METHODS)}; the config says method {config.method!r}"
+            )
+        if config.method == "bilevel" and config.bilevel.mode != "online":
+            raise ValueError("bilevel's search mode trains a proxy model of its own: use autoaug search --method "
+                             "bilevel; in a loop of yours it runs online (mode='online')")  # fmt: skip
         if steps_per_epoch is not None and steps_per_epoch < 1:
             raise ValueError(f"steps_per_epoch must be >= 1 or None, got {steps_per_epoch}")
         self.config = config
-        self.core = MCMCStep(config)
+        self.method = config.method
+        self.core: MCMCStep | BilevelStep
+        self.optimizer = optimizer
+        self.data: Any = None
+        self._loop: _Loop | None = None
+        if self.method == "mcmc":
+            if val is not None or optimizer is not None or probe is not None:
+                raise ValueError("val, optimizer and probe are bilevel's; the mcmc search takes none of them")
+            self.core = MCMCStep(config)
+        else:
+            if val is None or optimizer is None:
+                raise ValueError("method='bilevel' needs val=(images, labels) held out from training and "
+                                 "optimizer= (the model's, for its learning rate)")  # fmt: skip
+            held = _split("val", val)
+            self.data = _Data(held, _split("probe", probe) if probe is not None else held)
+            self.core = BilevelStep(config)
         self.normalize, self._normalize_record = _normalizer(normalize)
         self.out = Path(out) if out is not None else None
         self.steps_per_epoch = steps_per_epoch
@@ -142,6 +222,7 @@ class OnlineAugment:
         self.last: dict[str, float] = {}  # the last batch's numbers
         self.epoch_numbers: dict[str, float] = {}  # sums over the current epoch's batches
         self.epoch_logs: list[dict[str, Any]] = []  # one per closed epoch (means of the batches' numbers)
+        self.closed: dict[str, Any] = {}  # what the search logged of the last closed epoch
 
     # ---------------------------------------------------------------------- the step
 
@@ -181,12 +262,22 @@ class OnlineAugment:
             images = images.float() / 255.0
         elif not images.is_floating_point():
             raise ValueError(f"images: expected float in [0, 1] or uint8, got {images.dtype}")
-        normalize = self.normalize
+        if isinstance(self.core, MCMCStep):
+            normalize = self.normalize
 
-        def forward(x: Tensor) -> Tensor:
-            return model(normalize(x))
+            def forward(x: Tensor) -> Tensor:
+                return model(normalize(x))
 
-        total, numbers = self.core.step(forward, images, labels, index=index, criterion=criterion)
+            total, numbers = self.core.step(forward, images, labels, index=index, criterion=criterion)
+        else:
+            if criterion is not None:
+                raise ValueError("criterion: the bilevel search's training loss is its cross-entropy")
+            first = self._loop is None
+            self._loop = _Loop(self, model, images.device)
+            if first:
+                self.data.image_size = (int(images.shape[-2]), int(images.shape[-1]))
+                self.core.bind(self._loop)  # type: ignore[arg-type]
+            total, numbers = self.core.loss(self._loop, images, labels)  # type: ignore[arg-type]
         self.last = numbers
         for k, v in numbers.items():
             self.epoch_numbers[k] = self.epoch_numbers.get(k, 0.0) + v
@@ -200,7 +291,13 @@ class OnlineAugment:
         torch.distributed: call it on every rank) and, with ``out``, write ``history.json`` and
         ``policy.json`` there (rank 0). Returns the epoch's record."""
         epoch = len(self.core.history)
-        numbers = self.core.close_epoch(epoch)
+        if isinstance(self.core, MCMCStep):
+            numbers = self.core.close_epoch(epoch)
+        elif self._loop is None:
+            raise ValueError("end_epoch before any loss: the bilevel search probes the model it has seen")
+        else:
+            numbers = self.core.close_epoch(self._loop, epoch)  # type: ignore[arg-type]
+        self.closed = numbers
         steps = max(self._steps, 1)
         self.epoch_logs.append({"epoch": epoch + 1, "steps": self._steps,
                                 **{f"train_{k}": v / steps for k, v in self.epoch_numbers.items()}, **numbers})  # fmt: skip
@@ -219,11 +316,13 @@ class OnlineAugment:
 
     @property
     def ops(self) -> list[str]:
-        return self.core.states.ops
+        return self.core.states.ops if isinstance(self.core, MCMCStep) else self.core.policy.ops
 
     @property
     def dual(self) -> dict[str, float]:
-        """The current dual variable of each op (one ``all`` with a single constraint)."""
+        """The current dual variable of each op (one ``all`` with a single constraint, or bilevel's)."""
+        if isinstance(self.core, BilevelStep):
+            return {"all": float(self.core.lam)}
         lam = self.core.lam.tolist()
         return dict(zip(self.ops, lam)) if self.core.per_op else {"all": lam[0]}
 
@@ -251,9 +350,10 @@ class OnlineAugment:
         """
         theirs = json.loads(state.get("config", "{}"))
         mine = self.config.to_dict()
-        differ = [k for k in ("space",) if theirs.get(k, mine[k]) != mine[k]]
-        differ += [f"mcmc.{k}" for k in ("levels", "constraint")
-                   if theirs.get("mcmc", {}).get(k, mine["mcmc"][k]) != mine["mcmc"][k]]  # fmt: skip
+        differ = [k for k in ("space", "method") if theirs.get(k, mine[k]) != mine[k]]
+        if not differ and self.method == "mcmc":
+            differ += [f"mcmc.{k}" for k in ("levels", "constraint")
+                       if theirs.get("mcmc", {}).get(k, mine["mcmc"][k]) != mine["mcmc"][k]]  # fmt: skip
         if differ:
             raise ValueError(f"this state is of another search: {', '.join(differ)} differ")
         self.core.load_state_dict(state["core"])
@@ -319,7 +419,19 @@ class OnlineAugment:
 
     def trainer_step(self) -> _TrainerStep:
         """This search as a :class:`autoaug.train.Step`: how ``autoaug search --method mcmc`` runs it."""
+        if not isinstance(self.core, MCMCStep):
+            raise ValueError(
+                "trainer_step is the mcmc search's; autoaug's trainer runs bilevel by BilevelStep"
+            )
         return _TrainerStep(self)
+
+
+class _Data:
+    """The held-out images (``val``) and the probe images (``train``) of a bilevel search in a loop."""
+
+    def __init__(self, val: Split, train: Split):
+        self.val, self.train = val, train
+        self.image_size: tuple[int, int] | None = None
 
 
 class _TrainerStep:
@@ -341,8 +453,7 @@ class _TrainerStep:
         self.aug.end_epoch()
         if trainer.rank == 0:
             self.aug.core.write_outputs(Path(trainer.config.out))
-        last = self.aug.epoch_logs[-1]
-        return {"acceptance": last["acceptance"], "lambda_mean": last["lambda_mean"]}
+        return self.aug.closed
 
     def state_dict(self) -> dict[str, Any]:
         # The trainer's checkpoints hold the sampler's state as they always have.

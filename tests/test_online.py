@@ -79,6 +79,57 @@ def test_plain_loop_reproduces_the_trainers_search(tmp_path):
         assert torch.allclose(v.float(), trained[k].float(), atol=1e-5), k
 
 
+def test_plain_loop_reproduces_the_bilevel_online_search(tmp_path):
+    """method='bilevel': the caller's loop with the validation and probe images the trainer uses
+    gives autoaug search --method bilevel --mode online's policy and history."""
+    cfg = SearchConfig.of(method="bilevel", mode="online", dataset="glyphs", train_size=256, val_size=64, batch_size=64,
+                          epochs=2, space="standard", progress=False, out=str(tmp_path / "bilevel"), seed=3)  # fmt: skip
+    result = get_searcher("bilevel")(cfg).run()
+    searched = json.loads((tmp_path / "bilevel" / "history.json").read_text())
+    ds = dataset_of(cfg)
+    torch.manual_seed(cfg.seed)
+    model = build_model(cfg.model, ds.channels, ds.num_classes)
+    mean, std = pixel_stats(ds.train, seed=cfg.seed)
+    loader = DeviceLoader(ds.train, cfg.batch_size, device="cpu", shuffle=True, drop_last=True, seed=cfg.seed)
+    opt = torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=cfg.momentum, nesterov=cfg.nesterov,
+                          weight_decay=cfg.weight_decay)  # fmt: skip
+    steps = cfg.epochs * len(loader)
+    sched = torch.optim.lr_scheduler.LambdaLR(
+        opt, lambda i: 0.5 * (1 + math.cos(math.pi * min(i, steps) / steps))
+    )
+    aug = autoaug.OnlineAugment(config=cfg, normalize=(mean, std.clamp(min=1e-3)), val=(ds.val.images, ds.val.labels),
+                                optimizer=opt, probe=(ds.train.images, ds.train.labels))  # fmt: skip
+    model.train()
+    for _ in range(cfg.epochs):
+        for images, labels in loader:
+            loss = aug.loss(model, images.float() / 255.0, labels)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            sched.step()
+        aug.end_epoch()
+    assert len(aug.history) == len(searched["epochs"]) == 2
+    for mine, theirs in zip(aug.history, searched["epochs"]):
+        assert mine["policy_updates"] == theirs["policy_updates"] > 0
+        assert mine["lambda"] == pytest.approx(theirs["lambda"], abs=1e-9)
+        assert mine["op_weights"] == pytest.approx(theirs["op_weights"], abs=1e-6)
+        assert mine["op_aug_loss"] == pytest.approx(theirs["op_aug_loss"], abs=1e-5)
+    assert aug.policy().to_dict()["stages"] == result.policy.to_dict()["stages"]
+    assert set(aug.dual) == {"all"} and aug.ops == result.policy.ops
+
+
+def test_bilevel_needs_what_its_hypergradient_reads():
+    with pytest.raises(ValueError, match="val="):
+        autoaug.OnlineAugment(method="bilevel")
+    with pytest.raises(ValueError, match="proxy model"):
+        autoaug.OnlineAugment(method="bilevel", mode="search", val=(torch.rand(4, 3, 8, 8), torch.zeros(4)),
+                              optimizer=torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=0.1))  # fmt: skip
+    with pytest.raises(ValueError, match="bilevel's"):
+        autoaug.OnlineAugment(val=(torch.rand(4, 3, 8, 8), torch.zeros(4)))
+    with pytest.raises(ValueError, match="method"):
+        autoaug.OnlineAugment(method="optuna")
+
+
 def test_run_directory_is_analyzable_and_exportable(tmp_path):
     cfg = _cfg(tmp_path, "unused", epochs=1, space="standard")
     # A normalization of the caller's own (not the trainer's), which the analysis must use.

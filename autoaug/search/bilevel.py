@@ -547,6 +547,14 @@ class BilevelStep:
         return clean, losses
 
     def end_epoch(self, trainer: Trainer, epoch: int) -> dict[str, Any]:
+        """The trainer's end of an epoch: :meth:`close_epoch`, then rank 0 writes the outputs."""
+        numbers = self.close_epoch(trainer, epoch)
+        if trainer.rank == 0:
+            self.write_outputs(Path(trainer.config.out))
+        return numbers
+
+    def close_epoch(self, trainer: Trainer, epoch: int) -> dict[str, Any]:
+        """Probe the model (:meth:`probe`), record epoch ``epoch`` (from 0) in :attr:`history`, start the next."""
         clean, op_loss = self.probe(trainer)
         n, u = max(self.sums["batches"], 1), max(self.sums["updates"], 1)
         record = {
@@ -563,8 +571,6 @@ class BilevelStep:
         }
         self.history.append(record)
         self._reset_epoch()
-        if trainer.rank == 0:
-            self.write_outputs(Path(trainer.config.out))
         return {"lambda": self.lam, "train_clean_loss": clean, "policy_val_loss": record["val_loss"]}
 
     def learned_policy(self) -> Policy:
