@@ -41,7 +41,6 @@ def plain_loop(
     torch.manual_seed(cfg.seed)  # as the trainer does before it builds the model
     model = build_model(cfg.model, ds.channels, ds.num_classes)
     mean, std = pixel_stats(ds.train, seed=cfg.seed)
-    aug = autoaug.OnlineAugment(config=cfg, normalize=normalize or (mean, std.clamp(min=1e-3)), out=out)
     loader = DeviceLoader(ds.train, cfg.batch_size, device="cpu", shuffle=True, drop_last=True, seed=cfg.seed)
     opt = torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=cfg.momentum, nesterov=cfg.nesterov,
                           weight_decay=cfg.weight_decay)  # fmt: skip
@@ -49,10 +48,16 @@ def plain_loop(
     sched = torch.optim.lr_scheduler.LambdaLR(
         opt, lambda i: 0.5 * (1 + math.cos(math.pi * min(i, steps) / steps))
     )
+    bilevel = cfg.method == "bilevel"  # what its hypergradient reads: the trainer's held-out and probe images
+    extra = dict(val=(ds.val.images, ds.val.labels), optimizer=opt, probe=(ds.train.images, ds.train.labels))
+    aug = autoaug.OnlineAugment(config=cfg, normalize=normalize or (mean, std.clamp(min=1e-3)), out=out,
+                                **(extra if bilevel else {}))  # fmt: skip
     model.train()
     for _ in range(cfg.epochs):
         for images, labels in loader:
-            loss = aug.loss(model, images.float() / 255.0, labels, index=loader.last_index)
+            loss = aug.loss(
+                model, images.float() / 255.0, labels, index=None if bilevel else loader.last_index
+            )
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
@@ -86,28 +91,7 @@ def test_plain_loop_reproduces_the_bilevel_online_search(tmp_path):
                           epochs=2, space="standard", progress=False, out=str(tmp_path / "bilevel"), seed=3)  # fmt: skip
     result = get_searcher("bilevel")(cfg).run()
     searched = json.loads((tmp_path / "bilevel" / "history.json").read_text())
-    ds = dataset_of(cfg)
-    torch.manual_seed(cfg.seed)
-    model = build_model(cfg.model, ds.channels, ds.num_classes)
-    mean, std = pixel_stats(ds.train, seed=cfg.seed)
-    loader = DeviceLoader(ds.train, cfg.batch_size, device="cpu", shuffle=True, drop_last=True, seed=cfg.seed)
-    opt = torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=cfg.momentum, nesterov=cfg.nesterov,
-                          weight_decay=cfg.weight_decay)  # fmt: skip
-    steps = cfg.epochs * len(loader)
-    sched = torch.optim.lr_scheduler.LambdaLR(
-        opt, lambda i: 0.5 * (1 + math.cos(math.pi * min(i, steps) / steps))
-    )
-    aug = autoaug.OnlineAugment(config=cfg, normalize=(mean, std.clamp(min=1e-3)), val=(ds.val.images, ds.val.labels),
-                                optimizer=opt, probe=(ds.train.images, ds.train.labels))  # fmt: skip
-    model.train()
-    for _ in range(cfg.epochs):
-        for images, labels in loader:
-            loss = aug.loss(model, images.float() / 255.0, labels)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            sched.step()
-        aug.end_epoch()
+    aug, _ = plain_loop(cfg)
     assert len(aug.history) == len(searched["epochs"]) == 2
     for mine, theirs in zip(aug.history, searched["epochs"]):
         assert mine["policy_updates"] == theirs["policy_updates"] > 0
