@@ -260,7 +260,7 @@ def test_measured_arrows_a_relabelling_breaks_while_the_search_still_learns():
     )
     v = task_verdicts(profile, history, metrics=metrics, support=support)
     assert (v["hflip"].verdict, v["hflip"].max_safe_magnitude) == ("breaks", 0.0)
-    assert "50% of the images sent into another class's support" in v["hflip"].evidence
+    assert "+50 points of the images inside another class's support" in v["hflip"].evidence
     assert v["scale"].verdict == "undecided"  # fails too, but its images leave the data
 
 

@@ -273,32 +273,48 @@ def render_markdown(report: Mapping[str, Any]) -> str:
         lines += ["", f"**Warning:** {w}."]
     counts = ", ".join(f"{len(v)} {k}" for k, v in report["summary"].items())
     lines += ["", f"Verdicts: {counts}.", ""]
-    lines.append("| op | verdict | max safe magnitude | in op units | score | evidence |")
-    lines.append("|---|---|---:|---|---:|---|")
+    lines.append(
+        "| op | the task: verdict | max safe magnitude | in op units | score | this model | evidence |"
+    )
+    lines.append("|---|---|---:|---|---:|---|---|")
     order = {"breaks": 0, "partial": 1, "undecided": 2, "symmetry": 3}
     for op, e in sorted(report["ops"].items(), key=lambda kv: (order[kv[1]["verdict"]], -kv[1]["score"])):
         evidence = e["evidence"].replace("|", "/")
+        if e.get("decide"):
+            evidence += f"; to decide: {e['decide']}".replace("|", "/")
+        mine = e.get("model") or {}
+        model = f"{mine['status']} ≤{mine['max_safe_magnitude']:g}" if mine.get("status") else "n/a"
         lines.append(
             f"| {op} | **{e['verdict']}** | {e['max_safe_magnitude']:.2f} | {_safe_text(e)} | "
-            f"{e['score']:.2f} | {evidence} |"
+            f"{e['score']:.2f} | {model} | {evidence} |"
         )
     t = report["thresholds"]
     lines += [
         "",
         "## How to read it",
         "",
-        "- **symmetry**: the model keeps its loss at every magnitude; use the op freely.",
-        "- **partial**: safe up to the magnitude given (the loss gap at both signs stays under the "
-        "threshold); a safe magnitude of 0 means the search did not find the op label-changing but this "
-        "model is not invariant to it yet.",
-        "- **breaks**: the op changes what the model predicts even at its smallest magnitude"
+        "Two answers, kept apart. **The task** (the verdict): does the op keep the label?",
+        "",
+        "- **symmetry**: the label is kept at every magnitude measured; use the op freely.",
+        "- **partial**: the label is kept up to the max safe magnitude; beyond it the op changes it.",
+        "- **breaks**: the op changes the label from its smallest magnitude"
         + (
-            ", and either the search's augmented loss kept a floor that training did not lower or the op "
-            "sends the images of a class, one class to one other, to another class: it changes the label."
+            ": its images land inside another class's support (they look like real images of another "
+            "class, in pixels and in the model's embedding), or the search's augmented loss kept a floor "
+            "that training did not lower."
             if s
-            else "."
+            else " (without search statistics: this model's predictions do not survive it)."
         ),
-        f"- A magnitude is safe when the loss gap is at most {t['loss_gap']:.3f} nats "
+        "- **undecided**: the evidence does not settle it, typically an op whose images leave the data "
+        "without becoming another class's while the search is still learning it: a symmetry this model "
+        "has not learned yet, or a change of label the data cannot show; the evidence says what would "
+        "decide it.",
+        "",
+        "**This model** (its own column): how invariant the trained model is: `safe` (it keeps its loss "
+        "at every magnitude), `partial ≤m`, `fails` (already at the smallest). A task symmetry can be "
+        "`partial` or `fails` for a model that has not learned it yet.",
+        "",
+        f"- For this model, a magnitude is safe when the loss gap is at most {t['loss_gap']:.3f} nats "
         f"(max({t['GAP_REL']:g} × clean loss, {t['GAP_ABS']:g})). The score (0 to 1) is how strongly the "
         "evidence supports the verdict: 0.5 sits on a threshold, 1 is far from every threshold.",
         "- `invariance_heatmaps.png`: relative invariance (1 = invariant, 0 = as different as another image) "

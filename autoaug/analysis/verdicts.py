@@ -872,11 +872,12 @@ def _evidence_line(
     task = ""
     if rates and first is not None and first in rates:
         r, o = rates[first]
-        where = f"at m={first:g}: {r:.0%} of the images sent into another class's support, {o:.0%} outside the data"
+        where = (f"at m={first:g}: {100 * r:+.0f} points of the images inside another class's support (against the "
+                 f"clean images), {o:.0%} outside the data")  # fmt: skip
         task = f"{where}; " if why == "support" else f"{where} (no image of another class); "
     elif rates:
         worst = max(rates.values())
-        task = f"at most {worst[0]:.0%} of the images sent into another class's support; "
+        task = f"at most {100 * worst[0]:+.0f} points of the images inside another class's support (against the clean images); "
     t = sm.threshold
     if all(sm.vacuous):
         prof = "leaves these images unchanged"
