@@ -139,6 +139,8 @@ class OnlineAugment:
             learning rate of the moment).
         probe: bilevel only: ``(images, labels)`` of training images on which each epoch's
             per-op losses are measured (default: ``val``).
+        ops: search only these ops of ``space`` (default: all; ``autoaug.search.base.searched_ops``
+            leaves out those that change no image of a dataset, as ``autoaug search`` does).
         config: a whole :class:`~autoaug.search.base.SearchConfig` instead of the keywords.
         **settings: the method's settings by name (mcmc: ``epsilon``, ``dual_lr``, ``levels``,
             ``constraint``, ``n_aug``, ``chain_length``, ``relax_alpha``, ``relax_lr``,
@@ -172,6 +174,7 @@ class OnlineAugment:
         val: tuple[Tensor, Tensor] | None = None,
         optimizer: torch.optim.Optimizer | None = None,
         probe: tuple[Tensor, Tensor] | None = None,
+        ops: Sequence[str] | None = None,
         config: SearchConfig | None = None,
         **settings: Any,
     ):
@@ -207,14 +210,14 @@ class OnlineAugment:
         if self.method == "mcmc":
             if val is not None or optimizer is not None or probe is not None:
                 raise ValueError("val, optimizer and probe are bilevel's; the mcmc search takes none of them")
-            self.core = MCMCStep(config)
+            self.core = MCMCStep(config, list(ops) if ops is not None else None)
         else:
             if val is None or optimizer is None:
                 raise ValueError("method='bilevel' needs val=(images, labels) held out from training and "
                                  "optimizer= (the model's, for its learning rate)")  # fmt: skip
             held = _split("val", val)
             self.data = _Data(held, _split("probe", probe) if probe is not None else held)
-            self.core = BilevelStep(config)
+            self.core = BilevelStep(config, list(ops) if ops is not None else None)
         self.normalize, self._normalize_record = _normalizer(normalize)
         self.out = Path(out) if out is not None else None
         self.steps_per_epoch = steps_per_epoch

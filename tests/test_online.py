@@ -19,7 +19,7 @@ from autoaug.data import DeviceLoader
 from autoaug.data.stream import pixel_stats
 from autoaug.models import build_model
 from autoaug.search import get_searcher
-from autoaug.search.base import SearchConfig
+from autoaug.search.base import SearchConfig, searched_ops
 from autoaug.train import dataset_of
 
 REPO = Path(__file__).resolve().parent.parent
@@ -50,7 +50,8 @@ def plain_loop(
     )
     bilevel = cfg.method == "bilevel"  # what its hypergradient reads: the trainer's held-out and probe images
     extra = dict(val=(ds.val.images, ds.val.labels), optimizer=opt, probe=(ds.train.images, ds.train.labels))
-    aug = autoaug.OnlineAugment(config=cfg, normalize=normalize or (mean, std.clamp(min=1e-3)), out=out,
+    ops = searched_ops(cfg, ds.train)[0]  # as autoaug search: the ops that change some training image
+    aug = autoaug.OnlineAugment(config=cfg, normalize=normalize or (mean, std.clamp(min=1e-3)), out=out, ops=ops,
                                 **(extra if bilevel else {}))  # fmt: skip
     model.train()
     for _ in range(cfg.epochs):
@@ -223,6 +224,12 @@ def test_criterion_autocast_and_steps_per_epoch():
         loss = aug.loss(net, x, y)
     assert torch.isfinite(loss) and len(aug.history) == 1  # two steps: one epoch closed
     assert set(aug.dual) == set(aug.ops)
+    # a channels_last model and batch: the same loss as contiguous ones
+    a = autoaug.OnlineAugment(seed=5).loss(net, x, y)
+    b = autoaug.OnlineAugment(seed=5).loss(
+        net.to(memory_format=torch.channels_last), x.to(memory_format=torch.channels_last), y
+    )
+    assert torch.allclose(a, b, atol=1e-5)
 
 
 @pytest.mark.parametrize("example", ["plain_loop.py", "torchvision_model.py"])
@@ -271,3 +278,34 @@ def test_distributed_data_parallel_loop_keeps_the_ranks_together(tmp_path):
     )  # both ranks' images (n_aug 0.5: about 3 in 4 met in 2 epochs), on both
     assert r0["weights"] == r1["weights"]
     assert json.loads((out / "policy.json").read_text())["name"] == r0["policy"]["name"]  # rank 0 wrote it
+
+
+def test_vacuous_ops_are_left_out_of_the_search(tmp_path):
+    """On grey images the colour ops change nothing: every searcher leaves them out, says so in
+    its policy's meta and history, and an OnlineAugment given the searched ops matches."""
+    from autoaug.data import Split
+    from autoaug.search.base import vacuous_ops
+
+    g = torch.Generator().manual_seed(0)
+    # 28×28 and not flat: equalize moves it (on fewer than about 255 pixels it is the identity too)
+    grey = (torch.rand(16, 1, 28, 28, generator=g) ** 2 * 255).to(torch.uint8)
+    assert vacuous_ops("symmetry", grey) == ["color", "hue", "grayscale"]
+    assert vacuous_ops("symmetry", grey.repeat(1, 3, 1, 1)) == ["color", "hue", "grayscale"]
+    assert vacuous_ops("symmetry", (torch.rand(16, 3, 28, 28, generator=g) ** 2 * 255).to(torch.uint8)) == []
+    cfg = SearchConfig.of(dataset="fashion-mnist", train_size=256, val_size=64, batch_size=64, epochs=1, levels=4,
+                          progress=False, out=str(tmp_path / "mcmc"), seed=0)  # fmt: skip
+    try:
+        ops, left = searched_ops(cfg, Split(grey, torch.zeros(16, dtype=torch.long)))
+    except FileNotFoundError:  # pragma: no cover
+        pytest.skip("Fashion-MNIST is not installed")
+    assert left == ["color", "hue", "grayscale"] and "hflip" in ops
+    assert (
+        searched_ops(cfg.replace(keep_vacuous=True), Split(grey, torch.zeros(16, dtype=torch.long)))[1] == []
+    )
+    result = get_searcher("mcmc")(cfg).run()
+    history = json.loads((tmp_path / "mcmc" / "history.json").read_text())
+    assert history["vacuous"] == left and not set(left) & set(history["ops"])
+    assert result.policy.meta["vacuous"] == left and not set(left) & set(result.policy.ops)
+    bcfg = cfg.replace(method="bilevel", out=str(tmp_path / "bilevel"), stages=1)
+    policy = get_searcher("bilevel")(bcfg).run().policy
+    assert policy.meta["vacuous"] == left and not set(left) & set(policy.ops)

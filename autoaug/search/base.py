@@ -24,6 +24,68 @@ from autoaug.policy import Policy
 from autoaug.settings import Limit, Settings, setting
 from autoaug.train import TrainConfig
 
+VACUOUS_TOL = 0.5 / 255
+"""An op is vacuous on a dataset when no pixel of a sample of its images moves by more than half
+a grey level at any magnitude tried (colour, hue and grayscale on single-channel or grey images)."""
+
+
+def vacuous_ops(space: str, images: torch.Tensor, seed: int = 0) -> list[str]:
+    """The ops of ``space`` that leave every one of ``images`` unchanged (within
+    :data:`VACUOUS_TOL`) at magnitudes 1/3, 2/3 and 1, both signs: searching them spends
+    augmented copies, trials or probability on the identity. ``identity`` is not counted.
+
+    Args:
+        space: the space whose ops and ranges to try.
+        images: a sample of the training images, B×C×H×W, uint8 or float in [0, 1].
+        seed: seeds the ops' auxiliary draws (erasing's position).
+
+    Example:
+        >>> vacuous_ops("symmetry", torch.rand(8, 1, 16, 16))
+        ['color', 'hue', 'grayscale']
+    """
+    from autoaug.ops import get_op
+    from autoaug.spaces import get_space
+
+    x = images.float() / 255.0 if images.dtype == torch.uint8 else images.float()
+    sp = get_space(space)
+    g = torch.Generator().manual_seed(seed)
+    aux = torch.rand(len(x), 2, generator=g)
+    h, w = x.shape[-2:]
+    out = []
+    for name in sp.ops:
+        if name == "identity":
+            continue
+        op = get_op(name)
+        r = sp.ranges.get(name)
+        values = [0.0] if r is None else [s * r.value(m, h, w) for m in (1 / 3, 2 / 3, 1.0) for s in (1, -1)]
+        moved = False
+        for v in values:
+            y = op(x, x.new_full((len(x),), v), aux)
+            if (y - x).abs().max().item() > VACUOUS_TOL:
+                moved = True
+                break
+        if not moved:
+            out.append(name)
+    return out
+
+
+def sample_images(split: Any, n: int = 256, seed: int = 0) -> torch.Tensor:
+    """Up to ``n`` seeded images of a split (decoded, for a streamed one), uint8."""
+    g = torch.Generator().manual_seed(seed + 0x7AC)
+    idx = torch.randperm(len(split), generator=g)[:n].sort().values
+    return split.images[idx]
+
+
+def searched_ops(config: SearchConfig, split: Any) -> tuple[list[str], list[str]]:
+    """``(ops to search, vacuous ops left out)`` of ``config.space`` on a training split."""
+    from autoaug.spaces import get_space
+
+    ops = list(get_space(config.space).ops)
+    if config.keep_vacuous:
+        return ops, []
+    left = vacuous_ops(config.space, sample_images(split, seed=config.seed), seed=config.seed)
+    return [o for o in ops if o not in left], left
+
 
 @dataclass
 class McmcConfig(Settings):
@@ -170,6 +232,9 @@ class SearchConfig(TrainConfig):
              "symmetry (standard plus flips, 90° turns, scale, hue, ...)")  # fmt: skip
     interpolation: str = setting("bilinear", group="search",
         help="resampling of geometric ops: bilinear (gradients flow) or nearest")  # fmt: skip
+    keep_vacuous: bool = setting(False, group="search",
+        help="also search the ops that leave every training image unchanged (colour ops on grey images); "
+             "by default they are left out of the search and its policy")  # fmt: skip
     mcmc: McmcConfig = setting(factory=McmcConfig, help="settings of --method mcmc")
     bilevel: BilevelConfig = setting(factory=BilevelConfig, help="settings of --method bilevel")
     optuna: OptunaConfig = setting(factory=OptunaConfig, help="settings of --method optuna")
@@ -179,7 +244,7 @@ class SearchConfig(TrainConfig):
         *(f"optuna.{k}" for k in OptunaConfig.RESUMABLE_CHANGES),
     )
     IDENTITY: ClassVar[tuple[str, ...]] = (
-        *TrainConfig.IDENTITY, "method", "space",
+        *TrainConfig.IDENTITY, "method", "space", "keep_vacuous",
         *(f"{name}.{k}" for name, section in SECTIONS.items() for k in section.IDENTITY),
     )  # fmt: skip
 
@@ -336,4 +401,7 @@ __all__ = [
     "get_searcher",
     "new_keys",
     "register",
+    "sample_images",
+    "searched_ops",
+    "vacuous_ops",
 ]

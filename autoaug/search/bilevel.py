@@ -63,7 +63,7 @@ from torch.func import functional_call
 from autoaug.data.stream import FileSplit, pixel_stats
 from autoaug.ops import get_op
 from autoaug.policy import OpEntry, Policy, atomic_write_text
-from autoaug.search.base import SearchConfig, Searcher, SearchResult, register
+from autoaug.search.base import SearchConfig, Searcher, SearchResult, register, searched_ops
 from autoaug.spaces import get_space
 from autoaug.train import Trainer, dataset_of
 
@@ -409,6 +409,7 @@ class BilevelStep:
         self.history: list[dict[str, Any]] = []
         self._val: tuple[Tensor, Tensor] | None = None
         self.image_size: tuple[int, int] | None = None  # the training images', set by bind()
+        self.vacuous: list[str] = []  # ops of the space left out because they change no training image
         self._reset_epoch()
         self._reset_score()
 
@@ -579,13 +580,16 @@ class BilevelStep:
                 "relaxation": cfg.bilevel.relaxation, "epochs": len(self.history), "seed": cfg.seed}  # fmt: skip
         if self.image_size is not None:  # translations are a fraction of it; `autoaug export` reads it
             meta["image_size"] = list(self.image_size)
+        if self.vacuous:
+            meta["vacuous"] = list(self.vacuous)
         return self.policy.to_policy(name=f"bilevel_{cfg.dataset}", meta=meta)
 
     def write_outputs(self, out: Path) -> None:
         out.mkdir(parents=True, exist_ok=True)
         cfg = self.config
         history = {"method": "bilevel", "mode": cfg.bilevel.mode, "ops": self.policy.ops, "stages": cfg.bilevel.stages,
-                   "constraint": "two_sided", "epsilon": cfg.bilevel.epsilon, "epochs": self.history}  # fmt: skip
+                   "constraint": "two_sided", "epsilon": cfg.bilevel.epsilon, "vacuous": self.vacuous,
+                   "epochs": self.history}  # fmt: skip
         atomic_write_text(out / "history.json", json.dumps(history))
         self.learned_policy().save(out / "policy.json")
 
@@ -637,9 +641,11 @@ class BilevelSearcher(Searcher):
 
     def run(self, resume: bool = False) -> SearchResult:
         config = proxy_config(self.config)
-        step = BilevelStep(config)
         dataset = dataset_of(config)
         full_train = dataset.train
+        ops, vacuous = searched_ops(config, full_train)
+        step = BilevelStep(config, ops)
+        step.vacuous = vacuous
         if config.bilevel.mode == "search" and config.bilevel.proxy_data < 1:
             n = max(config.batch_size, round(config.bilevel.proxy_data * len(full_train)))
             g = torch.Generator().manual_seed(config.seed + 31)
@@ -663,6 +669,7 @@ class BilevelSearcher(Searcher):
             "epochs": config.epochs,
             "train_images": len(dataset.train),
             "op_weights": step.history[-1]["op_weights"] if step.history else {},
+            "vacuous": vacuous,
         }
         return SearchResult(policy=step.learned_policy(), metrics=metrics, out=out, summary=summary)
 

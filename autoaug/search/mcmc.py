@@ -66,20 +66,28 @@ from torch import Tensor
 
 from autoaug.ops import get_op
 from autoaug.policy import OpEntry, Policy, PolicyParams, atomic_write_text
-from autoaug.search.base import SearchConfig, Searcher, SearchResult, register
+from autoaug.search.base import SearchConfig, Searcher, SearchResult, register, searched_ops
 from autoaug.spaces import get_space
-from autoaug.train import Trainer, epoch_seed
+from autoaug.train import Trainer, dataset_of, epoch_seed
 
 
 class StateSpace:
     """Chain states ``(op, level, sign)`` over a space: level ``l`` of ``L`` is magnitude
     ``(l + 1) / L`` (level 0 is not the identity); the sign matters for signed ops only."""
 
-    def __init__(self, space: str, levels: int, interpolation: str = "bilinear"):
+    def __init__(
+        self, space: str, levels: int, interpolation: str = "bilinear", ops: list[str] | None = None
+    ):
         if levels < 1:
             raise ValueError(f"levels must be >= 1, got {levels}")
         sp = get_space(space)
-        self.ops = list(sp.ops)
+        if ops is not None:
+            unknown = [o for o in ops if o not in sp.ops]
+            if unknown or not ops:
+                raise ValueError(
+                    f"ops {unknown or ops}: expected a non-empty subset of space {space!r}'s ops"
+                )
+        self.ops = [o for o in sp.ops if ops is None or o in ops]
         self.levels = levels
         stage = [
             OpEntry(n, 1.0, 1.0, (1.0,), (1.0,)) if get_op(n).has_magnitude else OpEntry(n, 1.0, 1.0)
@@ -301,9 +309,14 @@ def policy_weights(lam: Tensor, relax: Tensor | None, epsilon: float) -> Tensor:
 
 
 class MCMCStep:
-    """The primal-dual step with the Metropolis-Hastings sampler (a :class:`~autoaug.train.Step`)."""
+    """The primal-dual step with the Metropolis-Hastings sampler (a :class:`~autoaug.train.Step`).
 
-    def __init__(self, config: SearchConfig):
+    Args:
+        config: the search's settings.
+        ops: search only these ops of ``config.space`` (default: all of them).
+    """
+
+    def __init__(self, config: SearchConfig, ops: list[str] | None = None):
         if config.mcmc.constraint not in ("single", "per_op"):
             raise ValueError(f"constraint must be 'single' or 'per_op', got {config.mcmc.constraint!r}")
         if config.mcmc.n_aug <= 0 or config.mcmc.chain_length < 0:
@@ -311,7 +324,8 @@ class MCMCStep:
                 f"n_aug must be > 0 and chain_length >= 0, got {config.mcmc.n_aug}, {config.mcmc.chain_length}"
             )
         self.config = config
-        self.states = StateSpace(config.space, config.mcmc.levels, config.interpolation)
+        self.states = StateSpace(config.space, config.mcmc.levels, config.interpolation, ops)
+        self.vacuous: list[str] = []  # ops of the space left out because they change no training image
         self.per_op = config.mcmc.constraint == "per_op"
         k, lv = self.states.size, config.mcmc.levels
         # Seeded per epoch and rank (train.epoch_seed): a rank resumed from rank 0's checkpoint
@@ -538,6 +552,8 @@ class MCMCStep:
         meta = {"searcher": "mcmc", "constraint": self.config.mcmc.constraint, "epsilon": self.config.mcmc.epsilon,
                 "epochs": len(self.history), "policy_epochs": len(recent), "seed": self.config.seed,
                 "dataset": self.config.dataset, "space": self.config.space, "left_out": sorted(tapered)}  # fmt: skip
+        if self.vacuous:
+            meta["vacuous"] = list(self.vacuous)
         if self.image_size is not None:
             meta["image_size"] = list(self.image_size)
         if not entries:
@@ -555,7 +571,7 @@ class MCMCStep:
     def write_outputs(self, out: Path) -> None:
         out.mkdir(parents=True, exist_ok=True)
         history = {"ops": self.states.ops, "levels": self.config.mcmc.levels, "constraint": self.config.mcmc.constraint,
-                   "epsilon": self.config.mcmc.epsilon, "epochs": self.history}  # fmt: skip
+                   "epsilon": self.config.mcmc.epsilon, "vacuous": self.vacuous, "epochs": self.history}  # fmt: skip
         atomic_write_text(out / "history.json", json.dumps(history))
         self.learned_policy().save(out / "policy.json")
 
@@ -572,6 +588,10 @@ class MCMCStep:
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
+        if len(state["lam"]) != len(self.lam):
+            raise ValueError(f"the saved search has {len(state['lam'])} dual variables, this one {len(self.lam)} "
+                             f"(ops {', '.join(self.states.ops)}): a search made before vacuous ops were left out "
+                             "resumes with --keep-vacuous")  # fmt: skip
         self.generator.set_state(state["generator"])
         if _world() > 1:  # rank 0's state: this rank's own stream for the epoch to come
             self.generator.manual_seed(
@@ -646,9 +666,12 @@ class MCMCSearcher(Searcher):
     def run(self, resume: bool = False) -> SearchResult:
         from autoaug.online import OnlineAugment  # the public API runs the search; it builds on this module
 
-        aug = OnlineAugment(config=self.config)
+        dataset = dataset_of(self.config)
+        ops, vacuous = searched_ops(self.config, dataset.train)
+        aug = OnlineAugment(config=self.config, ops=ops)
         step = aug.core
-        trainer = Trainer(self.config, step=aug.trainer_step())
+        step.vacuous = vacuous
+        trainer = Trainer(self.config, dataset=dataset, step=aug.trainer_step())
         metrics = trainer.fit(resume=resume)
         out = Path(self.config.out)
         if trainer.rank == 0:
@@ -660,6 +683,7 @@ class MCMCSearcher(Searcher):
             "rejected": rejected_ops(step.history, step.states.ops, self.config.mcmc.epsilon),
             "left_out": unmet_ops(step.history, step.states.ops, self.config.mcmc.epsilon),
             "acceptance": step.history[-1]["acceptance"] if step.history else math.nan,
+            "vacuous": vacuous,
         }
         return SearchResult(policy=policy, metrics=metrics, out=out, summary=summary)
 

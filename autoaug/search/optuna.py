@@ -77,7 +77,7 @@ import socket
 import time
 import uuid
 import warnings
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -91,7 +91,7 @@ from autoaug._io import save_figure_atomic
 from autoaug.data import Dataset
 from autoaug.ops import get_op
 from autoaug.policy import OpEntry, Policy, atomic_write_text
-from autoaug.search.base import SearchConfig, Searcher, SearchResult, register
+from autoaug.search.base import SearchConfig, Searcher, SearchResult, register, searched_ops
 from autoaug.search.density import SCORES, DensityProxy, density_split, in_memory
 from autoaug.settings import to_yaml
 from autoaug.spaces import get_space
@@ -182,12 +182,14 @@ def policy_from_params(
     space: str,
     interpolation: str = "bilinear",
     name: str = "optuna",
+    skip: Collection[str] = (),
 ) -> Policy:
     """The :class:`Policy` a trial's parameters describe: ``n_ops`` stages, each the same
     categorical over the ops (``families``: each chosen family equally likely, uniform over its
     ops, every op at magnitude ``M / 30`` applied with probability ``prob``; ``policy``: weights
     and magnitudes as drawn; ``randaugment``: uniform over the allowed ops at magnitude
-    ``M / 30``). No op, or no stage, or ``prob`` 0, is the identity.
+    ``M / 30``). No op, or no stage, or ``prob`` 0, is the identity. Ops in ``skip`` (those
+    that change no image of the dataset) are left out; the study's parameters stay the same.
 
     Example:
         >>> p = policy_from_params({"n_ops": 2, "magnitude": 9, "use:rotate": True,
@@ -202,13 +204,14 @@ def policy_from_params(
         for family, ops in families_of(space).items():
             if not params.get(f"family:{family}", False) or p <= 0:
                 continue
+            ops = tuple(op for op in ops if op not in skip)
             for op in ops:  # each chosen family equally likely, its ops equally likely within it
                 magnitudes = (m,) if get_op(op).has_magnitude else (0.0,)
                 entries.append(OpEntry(op, 1.0 / len(ops), p, magnitudes, (1.0,)))
     elif optuna_space == "policy":
         for op in sp.ops:
             w = float(params.get(f"weight:{op}", 0.0))
-            if w <= 0:
+            if w <= 0 or op in skip:
                 continue
             if get_op(op).has_magnitude:
                 entries.append(OpEntry(op, w, 1.0, (float(params[f"magnitude:{op}"]),), (1.0,)))
@@ -217,7 +220,7 @@ def policy_from_params(
     elif optuna_space == "randaugment":
         m = int(params["magnitude"]) / (RA_LEVELS - 1)
         for op in sp.ops:
-            if params.get(f"use:{op}", False):
+            if params.get(f"use:{op}", False) and op not in skip:
                 entries.append(
                     OpEntry(op, 1.0, 1.0, (m,), (1.0,)) if get_op(op).has_magnitude else OpEntry(op)
                 )
@@ -521,6 +524,7 @@ class OptunaSearcher(Searcher):
         self.worker = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"  # host:pid:run
         self.dataset: Dataset | None = None  # what the train proxy trains (D_M) and validates on (D_A)
         self.proxy: DensityProxy | None = None
+        self.vacuous: list[str] = []  # ops that change no training image: left out of every policy
         self.diverged = 0  # this worker's trials in a row whose training diverged
 
     # ------------------------------------------------------------------------- study
@@ -602,6 +606,7 @@ class OptunaSearcher(Searcher):
         accuracy in the study, so that workers can tell whether their models agree."""
         cfg = self.config
         data = dataset_of(cfg)
+        self.vacuous = searched_ops(cfg, data.train)[1]
         fit, held = density_split(data, cfg.optuna.proxy_holdout, cfg.seed, cfg.workers)
         if cfg.optuna.proxy == "train":  # every trial validates on D_A each epoch: decoded once if it may be
             held = in_memory(held, cfg.stream, cfg.memory_budget, cfg.workers)
@@ -634,7 +639,7 @@ class OptunaSearcher(Searcher):
             raise
         params = suggest_params(trial, cfg.optuna.optuna_space, cfg.space)
         policy = policy_from_params(params, cfg.optuna.optuna_space, cfg.space, cfg.interpolation,
-                                    name=f"optuna_trial{trial.number}")  # fmt: skip
+                                    name=f"optuna_trial{trial.number}", skip=self.vacuous)  # fmt: skip
         out = self.out / "trials" / f"{trial.number:04d}"
         out.mkdir(parents=True, exist_ok=True)
         policy.save(out / "policy.json")
@@ -714,7 +719,7 @@ class OptunaSearcher(Searcher):
         else:
             best = max(complete, key=lambda t: (t.value, -t.number))
             policy = policy_from_params(best.params, cfg.optuna.optuna_space, cfg.space, cfg.interpolation,
-                                        name=f"optuna_{cfg.dataset}")  # fmt: skip
+                                        name=f"optuna_{cfg.dataset}", skip=self.vacuous)  # fmt: skip
             policy.meta = {"searcher": "optuna", "study": self.study_name, "trial": best.number,
                            "proxy": cfg.optuna.proxy, "score": best.value, "test_acc": best.user_attrs.get("test_acc"),
                            "optuna_space": cfg.optuna.optuna_space, "space": cfg.space, "seed": cfg.seed,
@@ -726,6 +731,8 @@ class OptunaSearcher(Searcher):
                 policy.meta |= {"val_acc": best.value, "trial_epochs": cfg.optuna.trial_epochs}
             if self.dataset is not None:  # translations are a fraction of it; `autoaug export` reads it
                 policy.meta["image_size"] = list(self.dataset.image_size)
+            if self.vacuous:
+                policy.meta["vacuous"] = list(self.vacuous)
         policy.save(self.out / "policy.json")
         counts = {s.name.lower(): sum(t.state == s for t in trials) for s in TrialState}
         return {"best": best, "policy": policy, "counts": counts}
