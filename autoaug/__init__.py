@@ -32,6 +32,7 @@ def __getattr__(name: str):
         return OnlineAugment
     raise AttributeError(f"module 'autoaug' has no attribute {name!r}")
 
+
 __all__ = [
     "OPS",
     "SPACES",

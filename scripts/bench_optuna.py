@@ -150,7 +150,9 @@ def postgres():
         shutil.rmtree(root, ignore_errors=True)
 
 
-def bench_workers(out: Path, url: str, n_trials: int, workers: int, round_: int = 0, proxy: str = "train") -> dict:
+def bench_workers(
+    out: Path, url: str, n_trials: int, workers: int, round_: int = 0, proxy: str = "train"
+) -> dict:
     """``n_trials`` by ``workers`` workers on one study; ``proxy`` ``train``: trials of 1 epoch, no
     pruner; ``density`` (the default searcher): every worker fits the proxy model, then scores."""
     name = f"speed_{proxy}_{workers}w_r{round_}"
@@ -223,8 +225,13 @@ def write_report(result: dict, out_json: Path, out_md: Path) -> None:
     if ref:
         lines += [f"The same {ref['epochs']}-epoch proxy training without augmentation: validation "
                   f"{ref['val_acc']:.4f}, test {ref['test_acc']:.4f}.", ""]  # fmt: skip
-    for key, what in (("workers", "trials of 1 epoch (`--proxy train`, no pruner)"),
-                      ("workers_density", "trials of the density proxy (the default; each worker fits its proxy model first)")):
+    for key, what in (
+        ("workers", "trials of 1 epoch (`--proxy train`, no pruner)"),
+        (
+            "workers_density",
+            "trials of the density proxy (the default; each worker fits its proxy model first)",
+        ),
+    ):
         w = result.get(key)
         if not w:
             continue
@@ -261,8 +268,12 @@ def main() -> None:
         "--speed-rounds", type=int, default=1, help="rounds of (1 worker, 2 workers), order alternating"
     )
     ap.add_argument("--storage", help="a PostgreSQL URL for the workers part (default: a throwaway cluster)")
-    ap.add_argument("--speed-proxy", choices=["train", "density"], default="train",
-                    help="the proxy of the workers part (density: the searcher's default, --speed-trials trials)")
+    ap.add_argument(
+        "--speed-proxy",
+        choices=["train", "density"],
+        default="train",
+        help="the proxy of the workers part (density: the searcher's default, --speed-trials trials)",
+    )
     ap.add_argument("--skip", nargs="*", default=[], choices=["search", "reference", "workers"])
     args = ap.parse_args()
     out = REPO / "results" / "optuna_runs"
@@ -272,7 +283,11 @@ def main() -> None:
     previous = REPO / "results" / "optuna.json"
     if previous.is_file():
         result.update(
-            {k: v for k, v in json.loads(previous.read_text()).items() if k in args.skip or k == "notes" or k.startswith("workers")}
+            {
+                k: v
+                for k, v in json.loads(previous.read_text()).items()
+                if k in args.skip or k == "notes" or k.startswith("workers")
+            }
         )
     report = (result, REPO / "results" / "optuna.json", REPO / "results" / "optuna.md")
     # The short parts first; the report is rewritten after each part.
@@ -283,7 +298,9 @@ def main() -> None:
             # shared machine falls on both.
             for r in range(args.speed_rounds):
                 for workers in (1, 2) if r % 2 == 0 else (2, 1):
-                    runs[workers].append(bench_workers(out, url, args.speed_trials, workers, r, args.speed_proxy))
+                    runs[workers].append(
+                        bench_workers(out, url, args.speed_trials, workers, r, args.speed_proxy)
+                    )
                     print(json.dumps(runs[workers][-1]), flush=True)
         one, two = (_total(runs[w]) for w in (1, 2))
         key = "workers" if args.speed_proxy == "train" else "workers_density"

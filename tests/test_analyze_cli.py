@@ -69,7 +69,9 @@ def _check_report(directory, ops, searched, dataset=("glyphs", [32, 32])):
         assert (entry["search"] is not None) == searched, op
         assert entry["profile"]["magnitudes"], op
     md = (directory / FILES["markdown"]).read_text()
-    assert "| op | the task: verdict | max safe magnitude | in op units | score | this model | evidence |" in md
+    assert (
+        "| op | the task: verdict | max safe magnitude | in op units | score | this model | evidence |" in md
+    )
     assert all(f"| {op} |" in md for op in ops)
     for key in ("heatmaps", "verdicts_png"):
         assert (directory / FILES[key]).read_bytes()[:8] == PNG
