@@ -281,8 +281,8 @@ def test_distributed_data_parallel_loop_keeps_the_ranks_together(tmp_path):
 
 
 def test_vacuous_ops_are_left_out_of_the_search(tmp_path):
-    """On grey images the colour ops change nothing: every searcher leaves them out, says so in
-    its policy's meta and history, and an OnlineAugment given the searched ops matches."""
+    """On grey images the colour ops change nothing: with drop_vacuous every searcher leaves them
+    out and says so in its policy's meta and history (by default they are searched)."""
     from autoaug.data import Split
     from autoaug.search.base import vacuous_ops
 
@@ -293,14 +293,14 @@ def test_vacuous_ops_are_left_out_of_the_search(tmp_path):
     assert vacuous_ops("symmetry", grey.repeat(1, 3, 1, 1)) == ["color", "hue", "grayscale"]
     assert vacuous_ops("symmetry", (torch.rand(16, 3, 28, 28, generator=g) ** 2 * 255).to(torch.uint8)) == []
     cfg = SearchConfig.of(dataset="fashion-mnist", train_size=256, val_size=64, batch_size=64, epochs=1, levels=4,
-                          progress=False, out=str(tmp_path / "mcmc"), seed=0)  # fmt: skip
+                          progress=False, out=str(tmp_path / "mcmc"), seed=0, drop_vacuous=True)  # fmt: skip
     try:
         ops, left = searched_ops(cfg, Split(grey, torch.zeros(16, dtype=torch.long)))
     except FileNotFoundError:  # pragma: no cover
         pytest.skip("Fashion-MNIST is not installed")
     assert left == ["color", "hue", "grayscale"] and "hflip" in ops
     assert (
-        searched_ops(cfg.replace(keep_vacuous=True), Split(grey, torch.zeros(16, dtype=torch.long)))[1] == []
+        searched_ops(cfg.replace(drop_vacuous=False), Split(grey, torch.zeros(16, dtype=torch.long)))[1] == []
     )
     result = get_searcher("mcmc")(cfg).run()
     history = json.loads((tmp_path / "mcmc" / "history.json").read_text())

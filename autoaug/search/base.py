@@ -81,7 +81,7 @@ def searched_ops(config: SearchConfig, split: Any) -> tuple[list[str], list[str]
     from autoaug.spaces import get_space
 
     ops = list(get_space(config.space).ops)
-    if config.keep_vacuous:
+    if not config.drop_vacuous:
         return ops, []
     left = vacuous_ops(config.space, sample_images(split, seed=config.seed), seed=config.seed)
     return [o for o in ops if o not in left], left
@@ -232,9 +232,9 @@ class SearchConfig(TrainConfig):
              "symmetry (standard plus flips, 90° turns, scale, hue, ...)")  # fmt: skip
     interpolation: str = setting("bilinear", group="search",
         help="resampling of geometric ops: bilinear (gradients flow) or nearest")  # fmt: skip
-    keep_vacuous: bool = setting(False, group="search",
-        help="also search the ops that leave every training image unchanged (colour ops on grey images); "
-             "by default they are left out of the search and its policy")  # fmt: skip
+    drop_vacuous: bool = setting(False, group="search",
+        help="leave out of the search and its policy the ops that change no training image (colour ops on "
+             "grey images)")  # fmt: skip
     mcmc: McmcConfig = setting(factory=McmcConfig, help="settings of --method mcmc")
     bilevel: BilevelConfig = setting(factory=BilevelConfig, help="settings of --method bilevel")
     optuna: OptunaConfig = setting(factory=OptunaConfig, help="settings of --method optuna")
@@ -244,7 +244,7 @@ class SearchConfig(TrainConfig):
         *(f"optuna.{k}" for k in OptunaConfig.RESUMABLE_CHANGES),
     )
     IDENTITY: ClassVar[tuple[str, ...]] = (
-        *TrainConfig.IDENTITY, "method", "space", "keep_vacuous",
+        *TrainConfig.IDENTITY, "method", "space", "drop_vacuous",
         *(f"{name}.{k}" for name, section in SECTIONS.items() for k in section.IDENTITY),
     )  # fmt: skip
 

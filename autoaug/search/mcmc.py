@@ -591,7 +591,7 @@ class MCMCStep:
         if len(state["lam"]) != len(self.lam):
             raise ValueError(f"the saved search has {len(state['lam'])} dual variables, this one {len(self.lam)} "
                              f"(ops {', '.join(self.states.ops)}): a search made before vacuous ops were left out "
-                             "resumes with --keep-vacuous")  # fmt: skip
+                             "resumes without --drop-vacuous")  # fmt: skip
         self.generator.set_state(state["generator"])
         if _world() > 1:  # rank 0's state: this rank's own stream for the epoch to come
             self.generator.manual_seed(
