@@ -45,7 +45,7 @@ from autoaug.search.mcmc import MCMCStep
 from autoaug.settings import to_yaml
 
 Normalize = Callable[[Tensor], Tensor]
-_NOT_SETTINGS = ("method", "out", "dataset", "model", "epochs", "policy")
+_NOT_SETTINGS = ("out", "dataset", "model", "epochs", "policy")  # the loop's, not the search's
 METHODS = ("mcmc", "bilevel")
 
 
