@@ -23,7 +23,8 @@ Example:
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 
 import torch
 from torch import Tensor, nn
@@ -213,4 +214,43 @@ def build_model(name: str, in_channels: int, num_classes: int) -> Classifier:
     return model
 
 
-__all__ = ["MODELS", "Classifier", "build_model", "resnet18", "small_cnn", "wide_resnet"]
+@contextmanager
+def running_stats_kept(net: nn.Module | None) -> Iterator[None]:
+    """Forwards inside (without grad) leave the batch-norm running statistics of ``net`` as they were.
+
+    In training mode a batch-norm layer normalizes by the batch's own statistics and folds them
+    into its running ones, which evaluation uses. Passes that are not training on the data
+    (scoring a sampler's proposals) would otherwise pull those running statistics towards
+    images the model is never evaluated on. The statistics are put back on leaving, in place,
+    so a graph recorded inside cannot be backpropagated. ``None``: nothing is kept.
+    """
+    if net is None:
+        yield
+        return
+    layers = [
+        m
+        for m in net.modules()
+        if isinstance(m, nn.modules.batchnorm._NormBase)
+        and m.track_running_stats
+        and m.running_mean is not None
+    ]
+    saved = [(m.running_mean.clone(), m.running_var.clone(), m.num_batches_tracked.clone()) for m in layers]
+    try:
+        yield
+    finally:
+        with torch.no_grad():
+            for m, (mean, var, count) in zip(layers, saved):
+                m.running_mean.copy_(mean)
+                m.running_var.copy_(var)
+                m.num_batches_tracked.copy_(count)
+
+
+__all__ = [
+    "MODELS",
+    "Classifier",
+    "build_model",
+    "resnet18",
+    "running_stats_kept",
+    "small_cnn",
+    "wide_resnet",
+]

@@ -236,6 +236,7 @@ class OnlineAugment:
         labels: Tensor,
         criterion: Callable[[Tensor, Tensor], Tensor] | None = None,
         index: Tensor | None = None,
+        net: nn.Module | None = None,
     ) -> Tensor:
         """The loss of one training batch: ``criterion(model(x), y) + Σ_g λ_g·ℓ_g`` over the
         augmented copies the sampler drew; backpropagate it as usual. Also moves the sampler and
@@ -250,6 +251,9 @@ class OnlineAugment:
                 ``label_smoothing``).
             index: each image's index in the dataset: keeps a chain per image across epochs
                 (the method's sampler); without it a chain starts from a uniform draw each visit.
+            net: the module whose batch-norm running statistics the sampler's scoring passes
+                leave as they were (default: ``model`` when it is an ``nn.Module``); give it when
+                ``model`` is a function around the module.
 
         Raises:
             ValueError: images that are not a B×C×H×W batch in [0, 1] or uint8, or labels of
@@ -271,7 +275,11 @@ class OnlineAugment:
             def forward(x: Tensor) -> Tensor:
                 return model(normalize(x))
 
-            total, numbers = self.core.step(forward, images, labels, index=index, criterion=criterion)
+            if net is None and isinstance(model, nn.Module):
+                net = model
+            total, numbers = self.core.step(
+                forward, images, labels, index=index, criterion=criterion, net=net
+            )
         else:
             if criterion is not None:
                 raise ValueError("criterion: the bilevel search's training loss is its cross-entropy")
@@ -445,7 +453,9 @@ class _TrainerStep:
         self.aug = aug
 
     def loss(self, trainer: Any, images: Tensor, labels: Tensor) -> tuple[Tensor, dict[str, float]]:
-        total = self.aug.loss(trainer.forward, images, labels, index=getattr(trainer, "batch_index", None))
+        total = self.aug.loss(
+            trainer.forward, images, labels, index=getattr(trainer, "batch_index", None), net=trainer.net
+        )
         return total, self.aug.last
 
     def end_epoch(self, trainer: Any, epoch: int) -> dict[str, Any]:

@@ -79,3 +79,17 @@ def test_small_cnn_learns_glyphs_quickly() -> None:
         loss.backward()
         opt.step()
     assert loss.item() < 0.5 * first
+
+
+def test_running_stats_kept_restores_batch_norm_statistics():
+    from autoaug.models import running_stats_kept
+
+    torch.manual_seed(0)
+    model = build_model("small_cnn", 3, 4).train()
+    state = {k: v.clone() for k, v in model.state_dict().items()}
+    x = torch.rand(8, 3, 32, 32)
+    with running_stats_kept(model), torch.no_grad():
+        model(x)
+    assert all(torch.equal(v, model.state_dict()[k]) for k, v in state.items())
+    model(x)  # outside, a training forward moves them as usual
+    assert any(not torch.equal(v, model.state_dict()[k]) for k, v in state.items() if "running_mean" in k)

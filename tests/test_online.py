@@ -309,3 +309,24 @@ def test_vacuous_ops_are_left_out_of_the_search(tmp_path):
     bcfg = cfg.replace(method="bilevel", out=str(tmp_path / "bilevel"), stages=1)
     policy = get_searcher("bilevel")(bcfg).run().policy
     assert policy.meta["vacuous"] == left and not set(left) & set(policy.ops)
+
+
+def test_the_samplers_scoring_passes_leave_batch_norm_statistics_alone(tmp_path):
+    """Only the two training forwards (clean, augmented) fold into the running statistics: the
+    no-grad passes that score the chains' states and proposals are not training on the data."""
+    cfg = _cfg(tmp_path, "stats", chain_length=2, n_aug=1.0)
+    ds = dataset_of(cfg)
+    torch.manual_seed(0)
+    model = build_model(cfg.model, ds.channels, ds.num_classes).train()
+    bns = [m for m in model.modules() if isinstance(m, torch.nn.BatchNorm2d)]
+    aug = autoaug.OnlineAugment(config=cfg, normalize=(0.5, 0.25))
+    images, labels = ds.train.images[:32].float() / 255.0, ds.train.labels[:32]
+    before = [m.running_mean.clone() for m in bns]
+    loss = aug.loss(model, images, labels, index=torch.arange(32))
+    loss.backward()  # the kept statistics do not break the backward pass
+    assert all(int(m.num_batches_tracked) == 2 for m in bns)
+    assert not torch.equal(before[0], bns[0].running_mean)  # the training forwards did move them
+    # A function around the module keeps them too, when the module is named.
+    count = [int(m.num_batches_tracked) for m in bns]
+    aug.loss(lambda x: model(x), images, labels, index=torch.arange(32), net=model)
+    assert [int(m.num_batches_tracked) for m in bns] == [c + 2 for c in count]

@@ -62,8 +62,9 @@ from typing import Any
 import torch
 import torch.distributed as dist
 import torch.nn.functional as F
-from torch import Tensor
+from torch import Tensor, nn
 
+from autoaug.models import running_stats_kept
 from autoaug.ops import get_op
 from autoaug.policy import OpEntry, Policy, PolicyParams, atomic_write_text
 from autoaug.search.base import SearchConfig, Searcher, SearchResult, register, searched_ops
@@ -403,6 +404,7 @@ class MCMCStep:
         labels: Tensor,
         index: Tensor | None = None,
         criterion: Callable[[Tensor, Tensor], Tensor] | None = None,
+        net: nn.Module | None = None,
     ) -> tuple[Tensor, dict[str, float]]:
         """One batch: move the chains, then the primal objective ``clean + Σ_g λ_g·ℓ_g`` (to
         backpropagate) and the dual step.
@@ -414,6 +416,9 @@ class MCMCStep:
             index: each image's index in the dataset (keys its chain), or None.
             criterion: the clean term, ``criterion(logits, labels)`` (default: cross-entropy with
                 the config's label smoothing). The constraint is on the augmented cross-entropy.
+            net: the module behind ``forward``: the chains' scoring passes leave its batch-norm
+                running statistics as they were (they are not training on the data; folded in,
+                they pulled the statistics that evaluation uses towards the sampler's proposals).
 
         Returns:
             The loss and the batch's numbers (``loss``, ``clean_loss``, ``acc``, ``aug_loss``, ``aug_acc``).
@@ -435,7 +440,7 @@ class MCMCStep:
                 x = self.states.apply(xs[rows], state, aux)
             if not need_loss:
                 return x, None
-            with torch.no_grad():
+            with torch.no_grad(), running_stats_kept(net):
                 return x, F.cross_entropy(forward(x).float(), ys[rows], reduction="none")
 
         augmented, state = self.sample(n, index, evaluate)
