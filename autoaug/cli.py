@@ -565,6 +565,11 @@ def cmd_search(args: argparse.Namespace) -> None:
     )
     rejected = s.get("rejected") or []
     unsure = [(name, how) for name, how in s.get("left_out") or [] if name not in dict(rejected)]
+    unmet = dict(rejected) | dict(unsure)
+    if "identity" in unmet:  # the identity changes no image: its copies are the clean images
+        print(f"the model did not learn the task within the constraint: the identity's copies (the clean images) "
+              f"did not meet it either (relaxation {unmet['identity']:.2f}), so the ops below say nothing about "
+              "the task; train longer (--epochs) or allow a higher loss (--epsilon)")  # fmt: skip
     if rejected:
         print("ops the task seems to reject (constraint not met, loss not falling): "
               + ", ".join(f"{name} ({how:.2f})" for name, how in rejected))  # fmt: skip

@@ -40,8 +40,14 @@ import torch
 from autoaug.policy import OpEntry, Policy, atomic_write_text, load_policy
 from autoaug.search.optuna import policy_from_params, suggest_params
 
-SETTING = {"dataset": "fashion-mnist", "train_size": 6000, "model": "small_cnn", "epochs": 15,
-           "batch_size": 128, "lr": 0.1}  # fmt: skip
+SETTINGS = {
+    "reduced": {"dataset": "fashion-mnist", "train_size": 6000, "model": "small_cnn", "epochs": 15,
+                "batch_size": 128, "lr": 0.1},
+    # bench_accuracy's low-data setting: 1,000 images, 60 epochs, where the policies' gaps are wider
+    "lowdata": {"dataset": "fashion-mnist", "train_size": 1000, "model": "small_cnn", "epochs": 60,
+                "batch_size": 128, "lr": 0.1},
+}  # fmt: skip
+SETTING = dict(SETTINGS["reduced"])  # the one this run measures (--setting)
 FIXED = ("none", "randaugment", "trivialaugment", "autoaugment")
 
 
@@ -200,18 +206,26 @@ def permutation_p(a: list[float], b: list[float], rounds: int = 10_000, seed: in
 
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--out", default="results/proxy_correlation")
+    ap.add_argument("--setting", choices=sorted(SETTINGS), default="reduced",
+                    help="reduced (6,000 images, 15 epochs) or lowdata (1,000 images, 60 epochs)")  # fmt: skip
+    ap.add_argument("--out", help="default: results/proxy_correlation, or ..._lowdata for --setting lowdata")
     ap.add_argument("--random", type=int, default=6, help="random policies from the families space")
     ap.add_argument("--seed", type=int, default=0, help="seed of the random policies")
-    ap.add_argument("--reuse", default="results/accuracy/results.json",
-                    help="take the fixed policies' seed-0 rows from this bench_accuracy result ('' for none)")  # fmt: skip
+    ap.add_argument("--reuse", default=None,
+                    help="take the fixed policies' seed-0 rows from this bench_accuracy result ('' for none; "
+                         "default results/accuracy/results.json in the reduced setting, none in lowdata)")  # fmt: skip
     ap.add_argument("--skip", nargs="*", default=[], choices=["train", "score"])
     ap.add_argument("--only", default="", help="train only these policies (comma-separated names)")
     ap.add_argument("--quiet", action="store_true")
     ap.add_argument("--base-hflip", action="store_true",
                     help="also score with a proxy model trained with a horizontal flip (exploratory)")  # fmt: skip
     args = ap.parse_args(argv)
-    out = Path(args.out)
+    SETTING.clear()
+    SETTING.update(SETTINGS[args.setting])
+    low = args.setting == "lowdata"
+    out = Path(args.out or ("results/proxy_correlation_lowdata" if low else "results/proxy_correlation"))
+    if args.reuse is None:
+        args.reuse = "" if low else "results/accuracy/results.json"
     named = policies(out, args.random, args.seed)
     reuse = earlier_rows(Path(args.reuse)) if args.reuse else {}
     if "train" not in args.skip:
@@ -343,12 +357,16 @@ def score_all(named: dict[str, str], results: dict[str, dict], out: Path, base: 
                "n": {k: len(v) for k, v in sets.items()}, "search_cost": cost,
                "machine": f"{platform.machine()}, {torch.get_num_threads()} threads, torch {torch.__version__}"}  # fmt: skip
     atomic_write_text(out / "results.json", json.dumps(summary, indent=2) + "\n")
-    lines = [f"Reduced Fashion-MNIST ({SETTING['train_size']} images, {SETTING['model']}, {SETTING['epochs']} epochs, "
-             f"seed 0); proxy: density matching, one {SETTING['model']} trained {SETTING['epochs']} epochs on 3,000 "
-             "images, each policy scored on the other 3,000, 5 augmented draws each. Test accuracies of none, "
-             "randaugment, trivialaugment and autoaugment: seed 0 of `results/accuracy/results.json` (the same "
-             "setting, an earlier run); the others trained here (`OUT/runs/`). One seed: the seeds' spread of "
-             "one policy is about 0.002.", "",
+    half = SETTING["train_size"] // 2
+    reused = sorted(
+        n for n in named if "source" in results.get(n, {}) and "results.json" in results[n]["source"]
+    )
+    lines = [f"Fashion-MNIST, {SETTING['train_size']} training images ({SETTING['model']}, {SETTING['epochs']} epochs, "
+             f"seed 0); proxy: density matching, one {SETTING['model']} trained {SETTING['epochs']} epochs on {half:,} "
+             f"images, each policy scored on the other {half:,}, 5 augmented draws each. "
+             + (f"Test accuracies of {', '.join(reused)}: seed 0 of an earlier bench_accuracy run of the same setting; "
+                if reused else "")
+             + "the trainings: `autoaug train` here (`OUT/runs/`), one seed.", "",
              "| policy | test accuracy (full training) | best of 1 (mean acc of one draw) | best of 3 (default) | best of 5 | "
              "mean acc (5 draws) | mean loss |", "|---|---|---|---|---|---|---|"]  # fmt: skip
     for n in sorted(named, key=lambda k: -results.get(k, {}).get("test_acc", -1)):

@@ -388,3 +388,21 @@ def test_two_ranks_share_duals_statistics_and_policy(tmp_path):
     seen = r0["chains"]["seen"]
     assert r0["chains"] == r1["chains"] and sum(seen) > 0.5 * len(seen)  # both ranks' images, on both ranks
     assert r0["weights"] == r1["weights"]  # DistributedDataParallel kept the models equal
+
+
+def test_search_on_a_task_the_model_cannot_learn_says_so(tmp_path, capsys):
+    """Random labels: even the clean images (the identity's copies) stay above ε, so the summary
+    says the model did not learn the task rather than that the task rejects every op."""
+    import numpy as np
+
+    from autoaug.cli import main
+
+    rng = np.random.default_rng(0)
+    path = tmp_path / "noise.npz"
+    np.savez(path, x=rng.integers(0, 256, (320, 16, 16, 3), dtype=np.uint8), y=rng.integers(0, 8, 320))
+    out = tmp_path / "run"
+    argv = ["search", "--dataset", f"npz:{path}", "--epochs", "6", "--batch-size", "32", "--levels", "5",
+            "--no-progress", "--out", str(out)]  # fmt: skip
+    assert main(argv) == 0
+    text = capsys.readouterr().out
+    assert "the model did not learn the task" in text, text

@@ -54,6 +54,9 @@ from autoaug.policy import Policy, PolicyParams, atomic_write_text
 from autoaug.train import PolicyStep, TrainConfig, Trainer
 
 SCORES = ("best", "acc", "loss", "min_loss")  # what a density score may rank policies by
+CPU_BATCH = 256
+"""Images per scoring forward on a CPU (at most ``eval_batch_size``): smaller batches stay in
+cache; with channels_last, 2-3x the images per second of 1024-image batches on one core."""
 
 
 def density_split(
@@ -198,6 +201,8 @@ class DensityProxy:
                        "seconds": time.perf_counter() - t0, "fit_images": len(self.dataset.train),
                        "held_out_images": len(self.held_out), "reused": reused}  # fmt: skip
         self.trainer.model.eval()
+        if self.trainer.config.channels_last:  # on a CPU too: ~2x faster forwards here (not training)
+            self.trainer.model.to(memory_format=torch.channels_last)
         return self.fitted
 
     @torch.no_grad()
@@ -229,12 +234,16 @@ class DensityProxy:
         """Per image, the loss and whether the model is right (on ``policy.apply`` with ``params``)."""
         trainer = self.trainer
         device, bs = trainer.device, trainer.config.eval_batch_size
+        if device.type == "cpu":
+            bs = min(bs, CPU_BATCH)
         losses, right = torch.empty(len(labels)), torch.empty(len(labels), dtype=torch.bool)
         for i in range(0, len(labels), bs):
             x = images[i : i + bs].to(device).float() / 255.0
             y = labels[i : i + bs].to(device)
             if policy is not None and params is not None:
                 x = policy.apply(x, params=_subset(params, torch.arange(i, i + len(y))))
+            if trainer.config.channels_last:
+                x = x.contiguous(memory_format=torch.channels_last)
             logits = trainer.forward(x, net=trainer.model)
             losses[i : i + bs] = F.cross_entropy(logits, y, reduction="none").cpu()
             right[i : i + bs] = (logits.argmax(1) == y).cpu()
