@@ -45,6 +45,7 @@ Example:
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import os
@@ -177,6 +178,51 @@ class Policy:
     def identity(cls) -> Policy:
         """The policy that changes nothing (the ``none`` baseline)."""
         return cls([], name="none")
+
+    @classmethod
+    def mixture(
+        cls, policies: Sequence[Policy], name: str = "mixture", meta: dict[str, Any] | None = None
+    ) -> Policy:
+        """``policies`` equally likely, stage by stage: stage ``s`` of the mixture is, with
+        probability ``1/k`` each, the ``s``-th stage of policy ``j`` (nothing where ``j`` has fewer
+        stages), as Fast AutoAugment unions the sub-policies of its best trials. The stages draw
+        their policy independently (an image may take stage 0 of one and stage 1 of another).
+
+        Raises:
+            PolicyError: no policies, or policies of different spaces, interpolations or ranges.
+
+        Example:
+            >>> a = Policy([[OpEntry("hflip")]], space="symmetry")
+            >>> m = Policy.mixture([a, Policy.identity()])
+            >>> [(e.op, e.weight) for e in m.stages[0]]
+            [('hflip', 0.5), ('identity', 0.5)]
+        """
+        if not policies:
+            raise PolicyError("mixture: no policies")
+        first = policies[0]
+        ranges: dict[str, Range] = {}
+        for p in policies:
+            if p.stages and (p.space, p.interpolation) != (first.space, first.interpolation):
+                raise PolicyError(f"mixture: policy {p.name!r} is of space {p.space!r} with {p.interpolation} "
+                                  f"interpolation, {first.name!r} of {first.space!r} with {first.interpolation}")  # fmt: skip
+            for op, r in p.ranges.items():
+                if ranges.setdefault(op, r) != r:
+                    raise PolicyError(f"mixture: two ranges for {op!r}")
+        k, depth = len(policies), max(len(p.stages) for p in policies)
+        stages = []
+        for s in range(depth):
+            entries: list[OpEntry] = []
+            for p in policies:
+                if s >= len(p.stages):
+                    entries.append(OpEntry("identity", 1.0 / k))
+                    continue
+                total = sum(e.weight for e in p.stages[s])
+                entries += [dataclasses.replace(e, weight=e.weight / total / k) for e in p.stages[s]]
+            stages.append(entries)
+        if all(e.op == "identity" for st in stages for e in st):
+            stages = []
+        return cls(stages, ranges=ranges, space=first.space, interpolation=first.interpolation, name=name,
+                   meta=dict(meta or {}))  # fmt: skip
 
     # ---------------------------------------------------------------------------- queries
 

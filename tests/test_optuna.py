@@ -355,9 +355,14 @@ def test_density_search_scores_trials_without_training_them(tiny_glyphs, tmp_pat
     assert rows[0]["score"] == pytest.approx(rows[0]["mean_acc"])  # no augmentation: every draw is clean
     assert not list(out.glob("trials/*/metrics.jsonl"))  # no training per trial
     policy = Policy.load(out / "policy.json")
-    best = max(rows, key=lambda r: (r["score"], -r["trial"]))
-    assert policy.meta["trial"] == best["trial"] and policy.meta["proxy"] == "density"
+    ranked = sorted(rows, key=lambda r: (-r["score"], r["trial"]))
+    assert policy.meta["trial"] == ranked[0]["trial"] and policy.meta["proxy"] == "density"
     assert policy.meta["image_size"] == [16, 16]
+    # The written policy is the mixture of the best trials' policies (all 4 here: export_top 5).
+    assert policy.meta["mixture_of_trials"] == [r["trial"] for r in ranked]
+    members = [policy_from_params(r["params"], "families", "symmetry", "bilinear") for r in ranked]
+    assert policy.to_dict()["stages"] == Policy.mixture(members).to_dict()["stages"]
+    assert "the mixture of the 4 best trials' policies" in text
     # Joining the study again with a larger budget reloads the proxy model instead of training it.
     assert main([*argv[:-2], "--n-trials", "5", "--out", str(out)]) == 0
     text = capsys.readouterr().out

@@ -200,3 +200,25 @@ def test_op_probabilities_of_autoaugment_sum_as_torchvision():
     probs = load_policy("autoaugment_cifar10").op_probabilities()
     expected = (0.9 + 0.5 + 0.6 + 0.6) / 25  # Equalize in second position, sub-policies 5, 9, 17, 18
     assert probs[1]["equalize"] == pytest.approx(expected)
+
+
+def test_mixture_takes_each_policy_stage_by_stage_with_equal_odds():
+    a = Policy([[OpEntry("hflip")]], space="symmetry", name="a")
+    b = Policy([[OpEntry("vflip"), OpEntry("rotate90", 3.0)], [OpEntry("vflip")]], space="symmetry", name="b")
+    m = Policy.mixture([a, b])
+    params = m.sample(20000, torch.Generator().manual_seed(0))
+    ops0 = [m.stages[0][k].op for k in params.op[0].tolist()]
+    ops1 = [m.stages[1][k].op for k in params.op[1].tolist()]
+    share = lambda ops, name: ops.count(name) / len(ops)  # noqa: E731
+    assert share(ops0, "hflip") == pytest.approx(0.5, abs=0.02)
+    assert share(ops0, "vflip") == pytest.approx(0.125, abs=0.01)  # b's stage 0: vflip 1 of 4
+    assert share(ops0, "rotate90") == pytest.approx(0.375, abs=0.015)
+    assert share(ops1, "identity") == pytest.approx(0.5, abs=0.02)  # a has no second stage
+    assert share(ops1, "vflip") == pytest.approx(0.5, abs=0.02)
+    # A mixture of one policy is that policy; of identities, the identity.
+    one = Policy.mixture([b])
+    assert [[(e.op, e.weight) for e in st] for st in one.stages] == [[("vflip", 0.25), ("rotate90", 0.75)],
+                                                                     [("vflip", 1.0)]]  # fmt: skip
+    assert Policy.mixture([Policy.identity(), Policy.identity()]).stages == []
+    with pytest.raises(PolicyError, match="space"):
+        Policy.mixture([a, Policy([[OpEntry("hflip")]], space="standard", name="c")])

@@ -179,6 +179,9 @@ class OptunaConfig(Settings):
     proxy_draws: int = setting(3, limit=Limit(1), help="proxy density: augmented draws per held-out image")
     proxy_score: str = setting("best",
         help="proxy density: best (an image counts when some draw is right, Fast AA), acc, loss or min_loss")  # fmt: skip
+    export_top: int = setting(5, limit=Limit(1),
+        help="the written policy: the mixture of the policies of this many best trials, stage by stage "
+             "(Fast AutoAugment's union of its best sub-policies); 1: the best trial's policy")  # fmt: skip
     trial_epochs: int = setting(3, limit=Limit(1), help="proxy train: epochs of each trial's training")
     pruner: str = setting("median",
         help="proxy train: median, hyperband or none (stops bad trials in their second half)")  # fmt: skip
@@ -191,7 +194,7 @@ class OptunaConfig(Settings):
 
     IDENTITY: ClassVar[tuple[str, ...]] = ("optuna_space",)
     # n_trials: a study may be given more trials when it is joined again.
-    RESUMABLE_CHANGES: ClassVar[tuple[str, ...]] = ("n_trials", "heartbeat")
+    RESUMABLE_CHANGES: ClassVar[tuple[str, ...]] = ("n_trials", "heartbeat", "export_top")
 
 
 SECTIONS: dict[str, type[Settings]] = {"mcmc": McmcConfig, "bilevel": BilevelConfig, "optuna": OptunaConfig}

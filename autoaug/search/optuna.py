@@ -717,10 +717,16 @@ class OptunaSearcher(Searcher):
             policy = Policy.identity()
             best = None
         else:
-            best = max(complete, key=lambda t: (t.value, -t.number))
+            ranked = sorted(complete, key=lambda t: (-t.value, t.number))  # ties: the earlier trial
+            best, top = ranked[0], ranked[: cfg.optuna.export_top]
             policy = policy_from_params(best.params, cfg.optuna.optuna_space, cfg.space, cfg.interpolation,
                                         name=f"optuna_{cfg.dataset}", skip=self.vacuous)  # fmt: skip
+            if len(top) > 1:
+                members = [policy_from_params(t.params, cfg.optuna.optuna_space, cfg.space, cfg.interpolation,
+                                              skip=self.vacuous) for t in top]  # fmt: skip
+                policy = Policy.mixture(members, name=policy.name)
             policy.meta = {"searcher": "optuna", "study": self.study_name, "trial": best.number,
+                           "mixture_of_trials": [t.number for t in top], "mixture_scores": [t.value for t in top],
                            "proxy": cfg.optuna.proxy, "score": best.value, "test_acc": best.user_attrs.get("test_acc"),
                            "optuna_space": cfg.optuna.optuna_space, "space": cfg.space, "seed": cfg.seed,
                            "dataset": cfg.dataset, "params": best.params}  # fmt: skip
@@ -783,6 +789,7 @@ class OptunaSearcher(Searcher):
         plots = self.plot(study)
         best: FrozenTrial | None = outputs["best"]
         counts = outputs["counts"]
+        mixed = outputs["policy"].meta.get("mixture_of_trials", [])
         finished_here = sum(1 for t in study.get_trials(deepcopy=False, states=FINISHED)
                             if t.user_attrs.get("worker") == self.worker)  # fmt: skip
         metrics = {"score": best.value if best else None,
@@ -807,7 +814,13 @@ class OptunaSearcher(Searcher):
             f"best: trial {best.number}, {what}"
             if best
             else "no trial completed: policy.json is the identity",
-            f"files in {self.out}: policy.json (the best trial's policy), study.json (storage and study name), "
+            f"files in {self.out}: policy.json ("
+            + (
+                f"the mixture of the {len(mixed)} best trials' policies: {', '.join(map(str, mixed))}"
+                if len(mixed) > 1
+                else "the best trial's policy"
+            )
+            + "), study.json (storage and study name), "
             f"metrics.jsonl (one line per trial), {', '.join(p.name for p in plots)}, config.yaml, trials/",
             f"the study: optuna-dashboard {public_url(self.url)}",
         ]
