@@ -2,7 +2,10 @@
 
 Optuna's TPE sampler (Bergstra et al., NeurIPS 2011; multivariate, Falkner et al., ICML 2018)
 proposes policy parameters and a proxy scores each policy. Trial 0 is no augmentation, so the
-result is never worse than that on the proxy. The best trial's policy is the result.
+result is never worse than that on the proxy. The result is the mixture of the policies of the
+``export_top`` best trials (5), stage by stage (:meth:`Policy.mixture`), as Fast AutoAugment
+unions the sub-policies of its best trials rather than keep one: a single best trial of a
+density score is a mild policy, and the mixture is as diverse as the good region of the space.
 
 Two proxies (``config.optuna.proxy``):
 
@@ -47,7 +50,7 @@ The sampler's randomness for a trial is seeded by the seed and the trial's numbe
 worker with the same seed proposes the same trials on CPU, and concurrent workers never
 propose the same random trials.
 
-Outputs in ``config.out``: ``policy.json`` (the best trial's policy), ``study.json`` (the
+Outputs in ``config.out``: ``policy.json`` (the mixture of the best trials' policies), ``study.json`` (the
 storage URL, password hidden, and the study name; ``optuna-dashboard URL`` opens it),
 ``study.db`` (the default SQLite storage), ``metrics.jsonl`` (one line per trial),
 ``optimization_history.png``, ``param_importances.png``, ``config.yaml``, ``proxy/`` (the
