@@ -267,10 +267,10 @@ def test_train_proxy_search_writes_outputs_and_show_reads_them(tiny_glyphs, tmp_
     out = tmp_path / "run"
     argv = ["search", "--method", "optuna", "--dataset", tiny_glyphs, "--batch-size", "32", "--n-trials", "3",
             "--proxy", "train", "--trial-epochs", "1", "--space", "standard", "--optuna-space", "policy",
-            "--no-progress", "--out", str(out)]  # fmt: skip
+            "--export-top", "1", "--no-progress", "--out", str(out)]  # fmt: skip
     assert main(argv) == 0
     text = capsys.readouterr().out
-    assert "3 trials of 1 epochs" in text and "best: trial" in text and "optuna-dashboard sqlite:///" in text
+    assert "3 trials of 1 epochs" in text and "policy.json (the best trial's policy)" in text and "best: trial" in text and "optuna-dashboard sqlite:///" in text
     for name in (
         "policy.json",
         "study.db",
