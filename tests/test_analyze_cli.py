@@ -90,10 +90,14 @@ def test_analyze_a_search_run(run, capsys):
     assert report["search"]["epochs"] == 2 and report["search"]["constraint"] == "per_op"
     assert report["dataset"]["images"] == 48 and report["dataset"]["split"] == "test"
     assert report["clean_accuracy"] == pytest.approx(_clean_accuracy(run, 48))
-    # The report's verdicts are task_verdicts of the profile and the run's history.
+    # The report's verdicts are task_verdicts of the profile, the run's history and the support profile.
+    from autoaug.analysis.support import SupportProfile
+
     profile = InvarianceProfile.load(run / "analysis" / FILES["profile"])
+    support = SupportProfile.from_dict(json.loads((run / "analysis" / FILES["support"]).read_text()))
     again = task_verdicts(profile, json.loads((run / "history.json").read_text()),
-                          metrics=[json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()])  # fmt: skip
+                          metrics=[json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()],
+                          support=support)  # fmt: skip
     assert {op: v.verdict for op, v in again.items()} == {op: e["verdict"] for op, e in report["ops"].items()}
     # The terminal gets the table and the files.
     assert "verdict" in out and "rotate" in out and "symmetry_report.md" in out
