@@ -180,9 +180,7 @@ class Policy:
         return cls([], name="none")
 
     @classmethod
-    def mixture(
-        cls, policies: Sequence[Policy], name: str = "mixture", meta: dict[str, Any] | None = None
-    ) -> Policy:
+    def mixture(cls, policies: Sequence[Policy], name: str = "mixture") -> Policy:
         """``policies`` equally likely, stage by stage: stage ``s`` of the mixture is, with
         probability ``1/k`` each, the ``s``-th stage of policy ``j`` (nothing where ``j`` has fewer
         stages), as Fast AutoAugment unions the sub-policies of its best trials. The stages draw
@@ -221,8 +219,7 @@ class Policy:
             stages.append(entries)
         if all(e.op == "identity" for st in stages for e in st):
             stages = []
-        return cls(stages, ranges=ranges, space=first.space, interpolation=first.interpolation, name=name,
-                   meta=dict(meta or {}))  # fmt: skip
+        return cls(stages, ranges=ranges, space=first.space, interpolation=first.interpolation, name=name)
 
     # ---------------------------------------------------------------------------- queries
 

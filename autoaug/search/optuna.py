@@ -722,12 +722,9 @@ class OptunaSearcher(Searcher):
         else:
             ranked = sorted(complete, key=lambda t: (-t.value, t.number))  # ties: the earlier trial
             best, top = ranked[0], ranked[: cfg.optuna.export_top]
-            policy = policy_from_params(best.params, cfg.optuna.optuna_space, cfg.space, cfg.interpolation,
-                                        name=f"optuna_{cfg.dataset}", skip=self.vacuous)  # fmt: skip
-            if len(top) > 1:
-                members = [policy_from_params(t.params, cfg.optuna.optuna_space, cfg.space, cfg.interpolation,
-                                              skip=self.vacuous) for t in top]  # fmt: skip
-                policy = Policy.mixture(members, name=policy.name)
+            members = [policy_from_params(t.params, cfg.optuna.optuna_space, cfg.space, cfg.interpolation,
+                                          name=f"optuna_{cfg.dataset}", skip=self.vacuous) for t in top]  # fmt: skip
+            policy = members[0] if len(members) == 1 else Policy.mixture(members, name=members[0].name)
             policy.meta = {"searcher": "optuna", "study": self.study_name, "trial": best.number,
                            "mixture_of_trials": [t.number for t in top], "mixture_scores": [t.value for t in top],
                            "proxy": cfg.optuna.proxy, "score": best.value, "test_acc": best.user_attrs.get("test_acc"),
