@@ -109,8 +109,12 @@ class McmcConfig(Settings):
         help="augmented copies per image and batch; below 1, that fraction of each batch gets one")  # fmt: skip
     fused: bool = setting(False,
         help="one forward pass over the clean and augmented images (BatchNorm statistics over both)")  # fmt: skip
-    relax_alpha: float = setting(0.1, limit=Limit(0),
-        help="cost α of the resilient relaxation h(u) = α·u²/2 per op; at equilibrium α·u = λ")  # fmt: skip
+    # 0.05, set on the suite's calibration half (glyphs: at 0.1 the flips, which the task breaks, kept
+    # λ ≈ 0.12 each and the 8-epoch search reached 96.2% test accuracy, at 0.05 97.3%); checked on
+    # the held-out half (results/symmetry_suite/).
+    relax_alpha: float = setting(0.05, limit=Limit(0),
+        help="cost α of the resilient relaxation h(u) = α·u²/2 per op; at equilibrium α·u = λ, so an op "
+             "the task breaks keeps λ ≈ α·(ℓ − ε) in training")  # fmt: skip
     relax_lr: float = setting(0.4, limit=Limit(0), help="step of the relaxations u per batch")
     policy_epochs: int = setting(0, limit=Limit(0),
         help="the learned policy is what the model trained on over the last K epochs (0: all epochs)")  # fmt: skip
