@@ -110,8 +110,8 @@ class McmcConfig(Settings):
     fused: bool = setting(False,
         help="one forward pass over the clean and augmented images (BatchNorm statistics over both)")  # fmt: skip
     # 0.05, set on the suite's calibration half (glyphs: at 0.1 the flips, which the task breaks, kept
-    # λ ≈ 0.12 each and the 8-epoch search reached 96.2% test accuracy, at 0.05 97.3%); checked on
-    # the held-out half (results/symmetry_suite/).
+    # λ ≈ 0.12 each and the 8-epoch search reached 96.2% test accuracy, at 0.05 97.3% on one thread,
+    # 96.9% on two); checked on the held-out half (results/symmetry_suite/).
     relax_alpha: float = setting(0.05, limit=Limit(0),
         help="cost α of the resilient relaxation h(u) = α·u²/2 per op; at equilibrium α·u = λ, so an op "
              "the task breaks keeps λ ≈ α·(ℓ − ε) in training")  # fmt: skip
