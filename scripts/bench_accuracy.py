@@ -266,6 +266,7 @@ def plain_settings(policy: str, seed: int, args: argparse.Namespace) -> dict:
         "batch_size": args.batch_size,
         "lr": args.lr,
         "seed": seed,
+        **({"dev_size": args.dev_size} if args.dev_size else {}),
     }
 
 
@@ -324,6 +325,8 @@ def run_one(label: str, method: str, overrides: dict, seed: int, args: argparse.
     else:
         final = run_autoaug_train(policy, seed, args, run / "train", tag)
     record.update(test_acc=final["test_acc"], val_acc=final["val_acc"], seconds=final["wall_seconds"])
+    if final.get("dev_acc") is not None:
+        record["dev_acc"] = final["dev_acc"]
     print(f"[{tag}] test accuracy {record['test_acc']:.4f} ({time.perf_counter() - t0:.0f}s)")
     return record
 
@@ -337,6 +340,8 @@ def summarize(runs: list[dict]) -> dict:
     row: dict = {"runs": runs}
     row["test_acc_mean"], row["test_acc_std"] = _mean_std([r["test_acc"] for r in runs])
     row["seconds_per_run"] = statistics.median(r["seconds"] for r in runs)  # robust to one disturbed run
+    if all("dev_acc" in r for r in runs):
+        row["dev_acc_mean"], row["dev_acc_std"] = _mean_std([r["dev_acc"] for r in runs])
     if all("in_search_acc" in r for r in runs):
         row["in_search_acc_mean"], row["in_search_acc_std"] = _mean_std([r["in_search_acc"] for r in runs])
     if all("search_seconds" in r for r in runs):
@@ -381,6 +386,13 @@ def main(argv: list[str] | None = None, default_methods: str | None = None) -> N
         help="what trains each policy: scripts/plain_train.py, or autoaug's Trainer (default: the setting's)",
     )
     ap.add_argument("--plain-workers", type=int, default=2, help="plain_train.py's DataLoader workers")
+    ap.add_argument(
+        "--dev-size",
+        type=int,
+        default=0,
+        help="plain_train.py's --dev-size: also report the accuracy on this many training images that "
+        "were not drawn (a development set to choose designs by, apart from the test images)",
+    )
     ap.add_argument(
         "--optuna-trials", type=int, default=None, help="optuna's n_trials (default: the searcher's)"
     )
@@ -515,6 +527,10 @@ def format_table(summary: dict, args: argparse.Namespace) -> str:
         "| search s (median) | training s (median) |",
         "|---|---|---|---|---|---|---|",
     ]
+    dev = any("dev_acc_mean" in r for r in summary["methods"].values())
+    if dev:
+        lines[2] = lines[2].replace(" | per seed |", " | per seed | development accuracy |")
+        lines[3] += "---|"
     resumed = False
     for label, r in summary["methods"].items():
         per = ", ".join(f"{x['test_acc']:.4f}" for x in r["runs"])
@@ -527,15 +543,26 @@ def format_table(summary: dict, args: argparse.Namespace) -> str:
         if any(x.get("search_resumed") for x in r["runs"]):
             cost, resumed = cost + " †", True
         search_s = f"{r['search_seconds']:,.0f}" if "search_seconds" in r else "-"
+        dev_cell = (
+            (f" {r['dev_acc_mean']:.4f} ± {r['dev_acc_std']:.4f} |" if "dev_acc_mean" in r else " - |")
+            if dev
+            else ""
+        )
         lines.append(
-            f"| {label} | {r['test_acc_mean']:.4f} ± {r['test_acc_std']:.4f} | {per} | {in_search} | "
+            f"| {label} | {r['test_acc_mean']:.4f} ± {r['test_acc_std']:.4f} | {per} |{dev_cell} {in_search} | "
             f"{cost} | {search_s} | {r['seconds_per_run']:,.0f} |"
         )
     lines += [
         "",
         f"Test accuracy: the policy (a searcher's {exported}) trained from scratch by {trainer}; in-search: "
         "the model the search trained; search cost: the search's wall time before any final training, over "
-        "the median wall time of `none`'s training.",
+        "the median wall time of `none`'s training."
+        + (
+            " Development accuracy: on training images no run drew (plain_train.py --dev-size), "
+            "what designs are chosen by, apart from the test images."
+            if dev
+            else ""
+        ),
     ]
     if resumed:
         lines.append("† a search resumed after an interruption: its time counts from the resume.")

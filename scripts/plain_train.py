@@ -31,7 +31,8 @@ The rest is ``scripts/bench_accuracy.py``'s ``cpu`` setting (``autoaug train``'s
   15 epochs, cross-entropy.
 
 Deterministic for a ``--seed`` on CPU (the same threads and workers). Writes a JSON file
-(``--out``): test and validation accuracy, the loss and accuracy of every epoch, the wall time
+(``--out``): test and validation accuracy (and with ``--dev-size``, the accuracy on training
+images that were not drawn, to choose a design by), the loss and accuracy of every epoch, the wall time
 and the settings.
 
 Run:
@@ -124,6 +125,23 @@ def _stratified_order(labels: torch.Tensor, generator: torch.Generator, balanced
     class_order = torch.randperm(len(counts), generator=generator)
     first = torch.argsort(class_order[lab], stable=True)
     return perm[first[torch.argsort(key[first], stable=True)]]
+
+
+def draw_dev(labels: torch.Tensor, taken: torch.Tensor, size: int) -> torch.Tensor:
+    """``size`` indices of training images outside ``taken`` (the drawn training and validation
+    images), for a development set: the images in a fixed order that depends on no seed, skipping
+    those this seed drew, so two seeds' development sets are nearly the same images.
+
+    Raises:
+        ValueError: fewer images left than ``size``.
+    """
+    free = torch.ones(len(labels), dtype=torch.bool)
+    free[taken] = False
+    order = torch.randperm(len(labels), generator=_generator(0, "split/dev"))
+    order = order[free[order]]
+    if size > len(order):
+        raise ValueError(f"--dev-size: only {len(order)} training images are left outside the drawn ones")
+    return order[:size].sort().values
 
 
 def draw_splits(
@@ -250,6 +268,7 @@ def train(args: argparse.Namespace, command: str = "") -> dict:
     train_idx, val_idx = draw_splits(data["train_labels"], args.train_size, args.val_size, args.seed)
     train_x, train_y = data["train_images"][train_idx], data["train_labels"][train_idx]
     val_x, val_y = data["train_images"][val_idx], data["train_labels"][val_idx]
+    dev_idx = draw_dev(data["train_labels"], torch.cat([train_idx, val_idx]), args.dev_size)
     pixels = train_x.float() / 255.0
     mean = pixels.mean(dim=(0, 2, 3)).tolist()
     std = pixels.std(dim=(0, 2, 3)).clamp(min=1e-3).tolist()
@@ -307,12 +326,18 @@ def train(args: argparse.Namespace, command: str = "") -> dict:
     return {
         "test_acc": accuracy(model, data["test_images"], data["test_labels"], normalize),
         "val_acc": accuracy(model, val_x, val_y, normalize),
+        "dev_acc": (
+            accuracy(model, data["train_images"][dev_idx], data["train_labels"][dev_idx], normalize)
+            if len(dev_idx)
+            else None
+        ),
         "epochs": epochs,
         "wall_seconds": time.perf_counter() - t0,
         "settings": {
             **{k: v for k, v in vars(args).items() if k not in ("out", "quiet")},
             "train_images": len(train_y),
             "val_images": len(val_y),
+            "dev_images": len(dev_idx),
             "test_images": len(data["test_labels"]),
             "transform": repr(transform),
             "command": command,
@@ -337,6 +362,13 @@ def main(argv: list[str] | None = None) -> int:
         "--train-size", type=int, default=6000, help="training images drawn, before the validation split"
     )
     ap.add_argument("--val-size", type=float, default=0.1, help="fraction of them held out for validation")
+    ap.add_argument(
+        "--dev-size",
+        type=int,
+        default=0,
+        help="also report the accuracy on this many training images that were not drawn (a "
+        "development set for choosing a design without looking at the test images)",
+    )
     ap.add_argument("--epochs", type=int, default=15)
     ap.add_argument("--batch-size", type=int, default=128)
     ap.add_argument("--lr", type=float, default=0.1)
@@ -353,9 +385,10 @@ def main(argv: list[str] | None = None) -> int:
     for name in ("epochs", "batch_size", "threads"):
         if getattr(args, name) < 1:
             ap.error(f"--{name.replace('_', '-')}: expected a positive integer, got {getattr(args, name)}")
-    if args.workers < 0 or args.seed < 0 or not args.lr > 0:
+    if args.workers < 0 or args.seed < 0 or args.dev_size < 0 or not args.lr > 0:
         ap.error(
-            f"--workers and --seed must be >= 0 and --lr > 0, got {args.workers}, {args.seed}, {args.lr}"
+            "--workers, --seed and --dev-size must be >= 0 and --lr > 0, got "
+            f"{args.workers}, {args.seed}, {args.dev_size}, {args.lr}"
         )
     try:
         result = train(
@@ -369,7 +402,8 @@ def main(argv: list[str] | None = None) -> int:
     tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")  # written whole, then renamed
     tmp.write_text(json.dumps(result, indent=2) + "\n")
     tmp.replace(out)
-    print(f"test accuracy {result['test_acc']:.4f} ({result['wall_seconds']:.0f}s); wrote {out}")
+    dev = f", development {result['dev_acc']:.4f}" if args.dev_size else ""
+    print(f"test accuracy {result['test_acc']:.4f}{dev} ({result['wall_seconds']:.0f}s); wrote {out}")
     return 0
 
 

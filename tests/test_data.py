@@ -98,7 +98,9 @@ def test_default_synthetic_sizes_and_generation_time() -> None:
     start = time.perf_counter()
     ds = load_dataset("glyphs")
     elapsed = time.perf_counter() - start
-    assert len(ds.train) + len(ds.val) == 6000 and len(ds.test) == 2000
+    assert len(ds.train) + len(ds.val) == 10000 and len(ds.test) == 2000
+    arrows = load_dataset("arrows")
+    assert len(arrows.train) + len(arrows.val) == 6000 and len(arrows.test) == 2000
     # About 0.6 s on two idle CPU cores; the bound leaves room for a busy machine.
     assert elapsed < 10, f"generating glyphs took {elapsed:.1f} s"
 

@@ -406,3 +406,65 @@ def test_search_on_a_task_the_model_cannot_learn_says_so(tmp_path, capsys):
     assert main(argv) == 0
     text = capsys.readouterr().out
     assert "the model did not learn the task" in text, text
+
+
+def test_met_ranges_are_where_the_constraint_holds_uniformly_from_zero():
+    """An op keeps the levels, from its smallest, whose uniform mixture has a mean loss ≤ ε; a
+    level the chains never trained on neither meets nor breaks it; an op without levels is all
+    or nothing."""
+    from autoaug.search.mcmc import met_ranges
+
+    ops = ["rotate", "scale", "hflip", "vflip"]
+    hist = [[10, 10, 10, 10], [10, 0, 10, 10], [40, 0, 0, 0], [40, 0, 0, 0]]
+    loss = [[0.1, 0.3, 0.9, 2.0], [0.7, 0.0, 0.6, 0.5], [0.4, 0, 0, 0], [1.5, 0, 0, 0]]
+    got = met_ranges([{"histogram": hist, "level_loss": loss}], ops, 4, 0.6)
+    # rotate: means 0.1, 0.2, 0.43, 0.825 -> 3 levels; scale: 0.7 (level 2 unseen), 0.65, 0.6 -> 4;
+    # hflip's 0.4 meets ε: every level; vflip's 1.5 does not.
+    assert got == {"rotate": 3, "scale": 4, "hflip": 4, "vflip": 0}
+    # Two epochs pool their states by count: rotate's level 3 at (10·0.9 + 30·0.1) / 40 = 0.3.
+    second = {
+        "histogram": [[0, 0, 30, 0], [0] * 4, [0] * 4, [0] * 4],
+        "level_loss": [[0, 0, 0.1, 0]] + [[0] * 4] * 3,
+    }
+    assert met_ranges([{"histogram": hist, "level_loss": loss}, second], ops, 4, 0.6)["rotate"] == 3
+
+
+def test_randaugment_export_of_a_search(tmp_path):
+    """export randaugment: RandAugment's form (export_ops stages, identity among uniformly picked
+    ops, always applied) over the ops the search's model met the constraint at, each uniform up to
+    its met level; the history records the loss per level it comes from."""
+    from autoaug.ops import get_op
+
+    # ε above every loss of a two-epoch search: every op meets it, at its whole range.
+    cfg = _tiny(tmp_path, "ra", space="symmetry", export="randaugment", export_ops=2, epochs=2, epsilon=5.0)
+    result = get_searcher("mcmc")(cfg).run()
+    history = json.loads((tmp_path / "ra" / "history.json").read_text())
+    levels = cfg.mcmc.levels
+    assert all(len(e["level_loss"]) == len(history["ops"]) for e in history["epochs"])
+    policy = result.policy
+    assert policy.meta["export"] == "randaugment" and policy.meta["n_ops"] == 2
+    assert len(policy.stages) == 2 and policy.stages[0] == policy.stages[1]
+    from autoaug.search.mcmc import met_ranges
+
+    half = history["epochs"][len(history["epochs"]) // 2 :]
+    ranges = met_ranges(half, history["ops"], levels, cfg.mcmc.epsilon)
+    want = {o for o, n in ranges.items() if n > 0 and o not in policy.meta["inert"]} | {"identity"}
+    assert {e.op for e in policy.stages[0]} == want
+    for e in policy.stages[0]:
+        assert e.weight == 1.0 and e.prob == 1.0
+        if get_op(e.op).has_magnitude and e.op != "identity":
+            assert e.magnitudes == tuple((i + 1) / levels for i in range(ranges[e.op]))
+    assert set(policy.meta["left_out"]) == {o for o, n in ranges.items() if n == 0}
+    # glyphs are coloured: no op is inert on them; a search on grey images names the colour ops.
+    assert policy.meta["inert"] == []
+    assert all(n == levels for n in ranges.values()) and policy.meta["left_out"] == []
+    # At ε = 0.6 no op's loss is under it after two tiny epochs: no augmentation, every op named.
+    none = get_searcher("mcmc")(
+        _tiny(tmp_path, "none", space="symmetry", export="randaugment", epochs=2)
+    ).run()
+    assert none.policy.stages == [] and set(none.policy.meta["left_out"]) == set(history["ops"]) - {
+        "identity"
+    }
+    # The same search exported as the mixture it trained on is one stage.
+    mix = get_searcher("mcmc")(_tiny(tmp_path, "mix", space="symmetry", epochs=2)).run().policy
+    assert len(mix.stages) == 1 and mix.meta["export"] == "mixture"

@@ -270,7 +270,12 @@ def test_train_proxy_search_writes_outputs_and_show_reads_them(tiny_glyphs, tmp_
             "--export-top", "1", "--no-progress", "--out", str(out)]  # fmt: skip
     assert main(argv) == 0
     text = capsys.readouterr().out
-    assert "3 trials of 1 epochs" in text and "policy.json (the best trial's policy)" in text and "best: trial" in text and "optuna-dashboard sqlite:///" in text
+    assert (
+        "3 trials of 1 epochs" in text
+        and "policy.json (the best trial's policy)" in text
+        and "best: trial" in text
+        and "optuna-dashboard sqlite:///" in text
+    )
     for name in (
         "policy.json",
         "study.db",

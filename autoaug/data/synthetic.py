@@ -326,7 +326,7 @@ def _make(task: str, n_train: int, n_test: int, seed: int) -> tuple[Split, Split
     return Split(render(task, train), train.labels), Split(render(task, test), test.labels)
 
 
-def glyphs(n_train: int = 6000, n_test: int = 2000, seed: int = 0) -> tuple[Split, Split]:
+def glyphs(n_train: int = 10000, n_test: int = 2000, seed: int = 0) -> tuple[Split, Split]:
     """The ``glyphs`` task: chiral shapes whose label survives everything but a mirror.
 
     Six classes, L, J, S, Z, b, d: three shapes without mirror symmetry (the L and S

@@ -67,7 +67,15 @@ from torch import Tensor, nn
 from autoaug.models import running_stats_kept
 from autoaug.ops import get_op
 from autoaug.policy import OpEntry, Policy, PolicyParams, atomic_write_text
-from autoaug.search.base import SearchConfig, Searcher, SearchResult, register, searched_ops
+from autoaug.search.base import (
+    SearchConfig,
+    Searcher,
+    SearchResult,
+    register,
+    sample_images,
+    searched_ops,
+    vacuous_ops,
+)
 from autoaug.spaces import get_space
 from autoaug.train import Trainer, dataset_of, epoch_seed
 
@@ -309,6 +317,56 @@ def policy_weights(lam: Tensor, relax: Tensor | None, epsilon: float) -> Tensor:
     return lam * (1 - relax / epsilon).clamp(0, 1)
 
 
+def met_ranges(history: list[dict[str, Any]], ops: list[str], levels: int, epsilon: float) -> dict[str, int]:
+    """How far each op can go while the search's model met its invariance constraint: the
+    largest ``n`` such that the op at a magnitude drawn uniformly from its ``n`` smallest levels
+    has a mean augmented loss ``≤ ε`` (the constraint's own test, on the losses the search
+    recorded per level over ``history``); 0 where not even the smallest level meets it. An op
+    without levels (hflip) is all or nothing: ``levels`` when its mean loss meets ε.
+
+    Levels the chains never trained on are skipped (they neither meet nor break the bar).
+
+    Examples:
+        >>> epoch = {"histogram": [[1, 1, 1], [1, 0, 0]], "level_loss": [[0.2, 0.5, 1.4], [0.9, 0, 0]]}
+        >>> met_ranges([epoch], ["rotate", "hflip"], 3, 0.6)
+        {'rotate': 2, 'hflip': 0}
+    """
+    counts = torch.tensor([e["histogram"] for e in history], dtype=torch.float64)  # E×K×L
+    sums = torch.tensor([e["level_loss"] for e in history], dtype=torch.float64) * counts
+    n, total = counts.sum(0), sums.sum(0)
+    out = {}
+    for k, op in enumerate(ops):
+        if not get_op(op).has_magnitude:
+            out[op] = levels if n[k].sum() > 0 and total[k].sum() / n[k].sum() <= epsilon else 0
+            continue
+        seen = n[k] > 0
+        mean = torch.where(seen, total[k] / n[k].clamp(min=1), torch.zeros_like(n[k]))
+        running = mean.cumsum(0) / seen.double().cumsum(0).clamp(min=1)  # uniform over the seen levels ≤ l
+        ok = (running <= epsilon) & (seen.double().cumsum(0) > 0)
+        out[op] = int(ok.nonzero().max()) + 1 if ok.any() else 0
+    return out
+
+
+def constrained_randaugment(ranges: dict[str, int], levels: int, n_ops: int) -> list[list[OpEntry]]:
+    """RandAugment's form over the ops and magnitudes that met the constraint: ``n_ops`` stages,
+    each picking uniformly among ``identity`` and the ops of ``ranges``, always applied, at a
+    magnitude uniform over the op's met levels (``ranges[op]`` of ``levels``).
+
+    Examples:
+        >>> [(e.op, e.magnitudes) for e in constrained_randaugment({"rotate": 2, "hflip": 3}, 3, 1)[0]]
+        [('identity', (0.0,)), ('rotate', (0.3333333333333333, 0.6666666666666666)), ('hflip', (0.0,))]
+    """
+    stage = [OpEntry("identity")]
+    for op, n in ranges.items():
+        if op == "identity" or n <= 0:
+            continue
+        if get_op(op).has_magnitude:
+            stage.append(OpEntry(op, 1.0, 1.0, tuple((i + 1) / levels for i in range(n)), (1.0,) * n))
+        else:
+            stage.append(OpEntry(op))
+    return [list(stage) for _ in range(n_ops)]
+
+
 class MCMCStep:
     """The primal-dual step with the Metropolis-Hastings sampler (a :class:`~autoaug.train.Step`).
 
@@ -320,6 +378,8 @@ class MCMCStep:
     def __init__(self, config: SearchConfig, ops: list[str] | None = None):
         if config.mcmc.constraint not in ("single", "per_op"):
             raise ValueError(f"constraint must be 'single' or 'per_op', got {config.mcmc.constraint!r}")
+        if config.mcmc.export not in ("randaugment", "mixture"):
+            raise ValueError(f"export must be 'randaugment' or 'mixture', got {config.mcmc.export!r}")
         if config.mcmc.n_aug <= 0 or config.mcmc.chain_length < 0:
             raise ValueError(
                 f"n_aug must be > 0 and chain_length >= 0, got {config.mcmc.n_aug}, {config.mcmc.chain_length}"
@@ -327,6 +387,7 @@ class MCMCStep:
         self.config = config
         self.states = StateSpace(config.space, config.mcmc.levels, config.interpolation, ops)
         self.vacuous: list[str] = []  # ops of the space left out because they change no training image
+        self.inert: list[str] = []  # ops that change no training image, searched or not: not exported
         self.per_op = config.mcmc.constraint == "per_op"
         k, lv = self.states.size, config.mcmc.levels
         # Seeded per epoch and rank (train.epoch_seed): a rank resumed from rank 0's checkpoint
@@ -341,6 +402,7 @@ class MCMCStep:
 
     def _reset_epoch(self, k: int, lv: int) -> None:
         self.counts = torch.zeros(k, lv, dtype=torch.float64)  # states trained on
+        self.level_loss = torch.zeros(k, lv, dtype=torch.float64)  # their augmented loss, summed
         self.op_loss = torch.zeros(k, dtype=torch.float64)  # augmented loss per op (trained states)
         self.op_n = torch.zeros(k, dtype=torch.float64)
         self.prop_loss = torch.zeros(k, dtype=torch.float64)  # loss of proposals, per op
@@ -458,6 +520,7 @@ class MCMCStep:
         op = state["op"]
         aug_cpu = aug.detach().double().cpu()
         self.counts.index_put_((op, state["level"]), torch.ones(n, dtype=torch.float64), accumulate=True)
+        self.level_loss.index_put_((op, state["level"]), aug_cpu, accumulate=True)
         self.op_loss.index_add_(0, op, aug_cpu)
         self.op_n.index_add_(0, op, torch.ones(n, dtype=torch.float64))
 
@@ -484,7 +547,8 @@ class MCMCStep:
     def _reduce_epoch(self) -> None:
         """Under torchrun: sum the epoch's statistics over the ranks, and share the moved chains."""
         if _world() > 1:
-            for t in (self.counts, self.op_loss, self.op_n, self.prop_loss, self.prop_n, self.accepted):
+            for t in (self.counts, self.level_loss, self.op_loss, self.op_n, self.prop_loss, self.prop_n,
+                      self.accepted):  # fmt: skip
                 dist.all_reduce(t)
         self.chains.sync()
 
@@ -511,6 +575,7 @@ class MCMCStep:
             "op_aug_loss": {o: v for o, v, c in zip(ops, op_loss, self.op_n.tolist()) if c > 0},
             "op_proposal_loss": {o: v for o, v, c in zip(ops, prop_loss, self.prop_n.tolist()) if c > 0},
             "histogram": self.counts.tolist(),
+            "level_loss": (self.level_loss / self.counts.clamp(min=1)).tolist(),  # 0 where none trained
         }
         self.history.append(record)
         self._reset_epoch(self.states.size, self.config.mcmc.levels)
@@ -519,13 +584,48 @@ class MCMCStep:
         return {"acceptance": acceptance, "lambda_mean": lam}
 
     def learned_policy(self) -> Policy:
-        """What the model was trained on over the search (the last ``policy_epochs`` epochs if
-        that is > 0), as a policy: a new model trained with it sees the mixture this one saw.
-        (the module's description says how)."""
+        """The search as a policy, in the form ``mcmc.export`` names: ``randaugment``, the ops
+        and magnitudes at which the search's model met the invariance constraint, RandAugment's
+        way (:func:`met_ranges`, :func:`constrained_randaugment`); or ``mixture``, what the model
+        was trained on (the module's description says how)."""
+        if not self.history:
+            raise ValueError("no epoch has finished yet: nothing to make a policy from")
+        recorded = all("level_loss" in e for e in self.history)  # a search resumed from before it was
+        if self.config.mcmc.export == "randaugment" and self.per_op and recorded:
+            return self._met_policy()
+        return self._mixture_policy()
+
+    def _meta(self, recent: int, tapered: list[str]) -> dict[str, Any]:
+        meta = {"searcher": "mcmc", "constraint": self.config.mcmc.constraint, "epsilon": self.config.mcmc.epsilon,
+                "epochs": len(self.history), "policy_epochs": recent, "seed": self.config.seed,
+                "dataset": self.config.dataset, "space": self.config.space, "left_out": sorted(tapered)}  # fmt: skip
+        if self.vacuous:
+            meta["vacuous"] = list(self.vacuous)
+        if self.image_size is not None:
+            meta["image_size"] = list(self.image_size)
+        return meta
+
+    def _met_policy(self) -> Policy:
+        half = self.history[len(self.history) // 2 :]
+        ranges = met_ranges(half, self.states.ops, self.config.mcmc.levels, self.config.mcmc.epsilon)
+        kept = {o: n for o, n in ranges.items() if n > 0 and o not in self.inert}
+        meta = self._meta(len(half), [o for o, n in ranges.items() if n == 0 and o != "identity"])
+        meta |= {"export": "randaugment", "n_ops": self.config.mcmc.export_ops, "inert": sorted(self.inert)}
+        if not kept:
+            policy = Policy.identity()
+            policy.meta.update(meta)
+            return policy
+        return Policy(
+            constrained_randaugment(kept, self.config.mcmc.levels, self.config.mcmc.export_ops),
+            space=self.config.space,
+            interpolation=self.config.interpolation,
+            name=f"mcmc_{self.config.dataset}",
+            meta=meta,
+        )
+
+    def _mixture_policy(self) -> Policy:
         last = self.config.mcmc.policy_epochs
         recent = self.history[-last:] if last > 0 else self.history
-        if not recent:
-            raise ValueError("no epoch has finished yet: nothing to make a policy from")
         counts = torch.tensor([r["histogram"] for r in recent], dtype=torch.float64).sum(0)  # K×L
         if self.per_op:
             lam = torch.tensor([r["lambda"] for r in recent], dtype=torch.float64).mean(0)
@@ -554,13 +654,7 @@ class MCMCStep:
             levels = [(i + 1) / lv for i in range(lv) if hist[i] > 0]
             probs = [float(c) for c in hist if c > 0]
             entries.append(OpEntry(name, w, prob, tuple(levels), tuple(probs)))
-        meta = {"searcher": "mcmc", "constraint": self.config.mcmc.constraint, "epsilon": self.config.mcmc.epsilon,
-                "epochs": len(self.history), "policy_epochs": len(recent), "seed": self.config.seed,
-                "dataset": self.config.dataset, "space": self.config.space, "left_out": sorted(tapered)}  # fmt: skip
-        if self.vacuous:
-            meta["vacuous"] = list(self.vacuous)
-        if self.image_size is not None:
-            meta["image_size"] = list(self.image_size)
+        meta = self._meta(len(recent), tapered) | {"export": "mixture"}
         if not entries:
             policy = Policy.identity()
             policy.meta.update(meta)
@@ -676,6 +770,10 @@ class MCMCSearcher(Searcher):
         aug = OnlineAugment(config=self.config, ops=ops)
         step = aug.core
         step.vacuous = vacuous
+        if self.config.mcmc.export == "randaugment":  # they would be copies of identity in the export
+            step.inert = vacuous or vacuous_ops(
+                self.config.space, sample_images(dataset.train, seed=self.config.seed), seed=self.config.seed
+            )
         trainer = Trainer(self.config, dataset=dataset, step=aug.trainer_step())
         metrics = trainer.fit(resume=resume)
         out = Path(self.config.out)
@@ -701,6 +799,8 @@ __all__ = [
     "constrained_loss",
     "mh_step",
     "per_op_dual_step",
+    "constrained_randaugment",
+    "met_ranges",
     "policy_weights",
     "rejected_ops",
     "single_dual_step",
