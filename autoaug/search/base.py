@@ -116,11 +116,14 @@ class McmcConfig(Settings):
         help="cost α of the resilient relaxation h(u) = α·u²/2 per op; at equilibrium α·u = λ, so an op "
              "the task breaks keeps λ ≈ α·(ℓ − ε) in training")  # fmt: skip
     relax_lr: float = setting(0.4, limit=Limit(0), help="step of the relaxations u per batch")
-    export: str = setting("mixture",
+    # randaugment, one op: chosen on a development set (Fashion-MNIST training images that no run
+    # drew; low data, seed 0, plain_train.py): mixture 0.8443, randaugment with 2 ops 0.8607, with 1
+    # op 0.8625 (RandAugment itself 0.8643); the test images were not looked at to choose.
+    export: str = setting("randaugment",
         help="the policy written: randaugment (each image gets export_ops ops picked uniformly among "
              "identity and the ops that met the constraint, at magnitudes uniform up to where they met "
              "it, over the search's second half) or mixture (what the model was trained on)")  # fmt: skip
-    export_ops: int = setting(2, limit=Limit(1),
+    export_ops: int = setting(1, limit=Limit(1),
         help="with export randaugment: ops applied to each image, one after the other (RandAugment's N)")  # fmt: skip
     policy_epochs: int = setting(0, limit=Limit(0),
         help="with export mixture: the policy is what the model trained on over the last K epochs (0: all)")  # fmt: skip
