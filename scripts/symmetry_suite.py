@@ -15,13 +15,16 @@ beside the truth, how the verdicts agree with the default search's except for op
 flags ``undecided`` (issue 17, point 3).
 
 Writes ``OUT/NAME.json`` and ``OUT/NAME.md`` (NAME: the half, ``tasks`` for a list, with
-``_epochsN`` for longer searches).
+``_epochsN`` for longer searches). ``--tasks T... --into NAME`` writes instead into an earlier
+``OUT/NAME.json``: the rows (and stability entries) of the tasks run now replace theirs, the
+others are kept as they were, and the totals are counted again (a task changed, the rest not).
 
 Usage:
     taskset -c 1 python scripts/symmetry_suite.py --half calibration
     taskset -c 1 python scripts/symmetry_suite.py --half heldout
     taskset -c 1 python scripts/symmetry_suite.py --tasks quadrants sizes
     taskset -c 1 python scripts/symmetry_suite.py --half heldout --epochs 16
+    taskset -c 1 python scripts/symmetry_suite.py --tasks glyphs --into calibration
 """
 
 from __future__ import annotations
@@ -224,7 +227,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--reanalyze", action="store_true", help="measure again instead of reusing the analysis")
     p.add_argument("--no-search", action="store_true", help="only tasks whose search has finished")
     p.add_argument("--no-analyze", action="store_true", help="only tasks whose analysis is saved")
+    p.add_argument(
+        "--into", metavar="NAME", help="replace these tasks' rows in OUT/NAME.json, keep the others"
+    )
     args = p.parse_args(argv)
+    if args.into and not (Path(args.out) / f"{args.into}.json").is_file():
+        p.error(f"--into {args.into}: no {Path(args.out) / args.into}.json to write into")
     tasks = args.tasks or list(HALVES[args.half])
     unknown = [t for t in tasks if t not in SUITE]
     if unknown:
@@ -252,6 +260,15 @@ def main(argv: list[str] | None = None) -> int:
         a = row["agreement"]
         print(f"{task}: exact {a['exact_count']}/{a['decided']}, keeps-vs-breaks {a['binary_count']}/{a['decided']}, "
               f"undecided {a['undecided']}, test acc {_pct(row['test_acc'])}")  # fmt: skip
+    if args.into:
+        name = args.into
+        earlier = json.loads((Path(args.out) / f"{name}.json").read_text())
+        done = {r["task"]: r for r in rows}
+        before = {r["task"] for r in earlier["tasks"]}
+        rows = [done.get(r["task"], r) for r in earlier["tasks"]] + [
+            r for r in rows if r["task"] not in before
+        ]
+        stable = {**{t: v for t, v in earlier.get("stable", {}).items() if t not in done}, **stable}
     halves = {h: [r for r in rows if r["half"] == h] for h in ("calibration", "held-out")}
     result = {
         "name": name,

@@ -197,3 +197,28 @@ def test_autoaugs_trainer_on_a_synthetic_set(tmp_path):
     assert result["methods"]["mcmc"]["runs"][0]["policy"] == str(
         tmp_path / "runs" / "mcmc_s0" / "search" / "policy.json"
     )
+
+
+def test_plain_train_reports_a_development_set_outside_the_drawn_images(idx_dir, tmp_path):
+    """--dev-size: images no seed drew for training or validation, nearly the same for two seeds;
+    the accuracy on them is reported beside the test accuracy."""
+    import torch
+
+    plain_train = _load("plain_train")
+    labels = plain_train.load_idx_dir(idx_dir)["train_labels"]
+    sets = []
+    for seed in (0, 1):
+        train, val = plain_train.draw_splits(labels, 100, 0.1, seed)
+        dev = plain_train.draw_dev(labels, torch.cat([train, val]), 60)
+        assert len(dev) == 60 and not set(dev.tolist()) & set(torch.cat([train, val]).tolist())
+        sets.append(set(dev.tolist()))
+    assert len(sets[0] & sets[1]) >= 20  # one fixed order, only this seed's draws skipped
+    with pytest.raises(ValueError, match="only 100 training images are left"):
+        plain_train.draw_dev(labels, torch.cat([train, val]), 101)
+    argv = ["--data-root", str(idx_dir), "--train-size", "100", "--epochs", "1", "--batch-size", "32",
+            "--workers", "0", "--quiet"]  # fmt: skip
+    assert plain_train.main([*argv, "--dev-size", "60", "--out", str(tmp_path / "dev.json")]) == 0
+    result = json.loads((tmp_path / "dev.json").read_text())
+    assert 0 <= result["dev_acc"] <= 1 and result["settings"]["dev_images"] == 60
+    assert plain_train.main([*argv, "--out", str(tmp_path / "none.json")]) == 0
+    assert json.loads((tmp_path / "none.json").read_text())["dev_acc"] is None
