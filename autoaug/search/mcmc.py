@@ -622,8 +622,9 @@ class MCMCStep:
         kept = {o: n for o, n in ranges.items() if n > 0 and o not in self.inert}
         meta = self._meta(len(half), [o for o, n in ranges.items() if n == 0 and o != "identity"])
         meta |= {"export": "randaugment", "n_ops": self.config.mcmc.export_ops, "inert": sorted(self.inert)}
-        if not kept:
+        if not kept:  # no op met its constraint (a search too short for the model to learn): no augmentation
             policy = Policy.identity()
+            policy.name = f"mcmc_{self.config.dataset}"
             policy.meta.update(meta)
             return policy
         return Policy(
