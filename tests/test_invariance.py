@@ -201,7 +201,8 @@ def test_torchvision_resnet_through_the_last_linear_hook():
     # Darkening (brightness at -1) is then exactly invariant; brightening saturates pixels
     # (clamped at 1), which no homogeneity undoes.
     assert p.op_magnitudes["brightness"] == [-1.0, 1.0]
-    assert p.invariance["brightness"][0] == pytest.approx(1.0, abs=1e-6)
+    # (to float32 rounding: 1 − 2e-6 on one x86 CPU's kernels, 1 − 1e-7 on another's)
+    assert p.invariance["brightness"][0] == pytest.approx(1.0, abs=1e-5)
     assert p.invariance["brightness"][1] < 0.99
     assert set(p.lie_derivative) == {"rotate"} and math.isfinite(p.lie_derivative["rotate"])
     # The same embedding through an explicit embed callable.

@@ -466,5 +466,9 @@ def test_randaugment_export_of_a_search(tmp_path):
         "identity"
     }
     # The same search exported as the mixture it trained on is one stage.
-    mix = get_searcher("mcmc")(_tiny(tmp_path, "mix", space="symmetry", epochs=2)).run().policy
+    mix = (
+        get_searcher("mcmc")(_tiny(tmp_path, "mix", space="symmetry", export="mixture", epochs=2))
+        .run()
+        .policy
+    )
     assert len(mix.stages) == 1 and mix.meta["export"] == "mixture"
