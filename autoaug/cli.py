@@ -7,8 +7,10 @@ image that is not an image) ends with one line on stderr and exit code 2, never 
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 from collections.abc import Callable, Sequence
+from fractions import Fraction
 from pathlib import Path
 
 from autoaug.policy import POLICY_DIR, Policy, PolicyError, load_policy
@@ -152,7 +154,10 @@ def plot_policy(policy: Policy, out: Path) -> Path:
         ax.set_xlabel("probability per image")
         ax.set_title(f"stage {s}: which op")
         ax.legend(loc="lower right", fontsize=8)
-        width = max(len(e.probs) for e in stage)
+        # One column per multiple of 1/D, D the least common denominator of the magnitudes (a
+        # search's levels are (l + 1)/L, a histogram's k/(n - 1)): no two levels share a column.
+        den = math.lcm(*(Fraction(m).limit_denominator(60).denominator for e in stage for m in e.magnitudes))
+        width = (den if den <= 240 else max(len(e.probs) for e in stage) - 1) + 1
         grid = np.full((len(stage), width), np.nan)
         for i, e in enumerate(stage):
             if policy.range_of(e.op) is None:
