@@ -157,7 +157,7 @@ def plot_policy(policy: Policy, out: Path) -> Path:
         # One column per multiple of 1/D, D the least common denominator of the magnitudes (a
         # search's levels are (l + 1)/L, a histogram's k/(n - 1)): no two levels share a column.
         den = math.lcm(*(Fraction(m).limit_denominator(60).denominator for e in stage for m in e.magnitudes))
-        width = (den if den <= 240 else max(len(e.probs) for e in stage) - 1) + 1
+        width = den + 1 if den <= 240 else max(len(e.probs) for e in stage)
         grid = np.full((len(stage), width), np.nan)
         for i, e in enumerate(stage):
             if policy.range_of(e.op) is None:
