@@ -65,26 +65,29 @@ def handmade() -> Policy:
     )  # fmt: skip
 
 
-def random_policies(n: int, seed: int) -> list[Policy]:
-    """``n`` uniform random draws from the ``families`` space of ``symmetry``."""
+def random_policies(n: int, seed: int, distinct: bool = False) -> list[Policy]:
+    """``n`` uniform random draws from the ``families`` space of ``symmetry``; with ``distinct``,
+    draws that change no image (probability 0, no family: copies of ``none``) are drawn again."""
     study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=seed))
-    out = []
-    for i in range(n):
+    out: list[Policy] = []
+    while len(out) < n:
         trial = study.ask()
         params = suggest_params(trial, "families", "symmetry")
         study.tell(trial, 0.0)
-        policy = policy_from_params(params, "families", "symmetry", "bilinear", name=f"random{i}")
+        policy = policy_from_params(params, "families", "symmetry", "bilinear", name=f"random{len(out)}")
+        if distinct and not any(e.op != "identity" and e.prob > 0 for stage in policy.stages for e in stage):
+            continue
         policy.meta = {"params": params}
         out.append(policy)
     return out
 
 
-def policies(out: Path, n_random: int, seed: int) -> dict[str, str]:
+def policies(out: Path, n_random: int, seed: int, distinct: bool = False) -> dict[str, str]:
     """Name -> policy (a built-in name or a file written under ``OUT/policies/``)."""
     folder = out / "policies"
     folder.mkdir(parents=True, exist_ok=True)
     made = [Policy([[OpEntry("hflip", 1.0, 0.5)]], space="symmetry", name="hflip"), handmade()]
-    made += random_policies(n_random, seed)
+    made += random_policies(n_random, seed, distinct)
     named = {name: name for name in FIXED}
     for p in made:
         path = folder / f"{p.name}.json"
@@ -216,6 +219,8 @@ def main(argv: list[str] | None = None) -> None:
                          "default results/accuracy/results.json in the reduced setting, none in lowdata)")  # fmt: skip
     ap.add_argument("--skip", nargs="*", default=[], choices=["train", "score"])
     ap.add_argument("--only", default="", help="train only these policies (comma-separated names)")
+    ap.add_argument("--distinct", action="store_true",
+                    help="draw again the random policies that change no image (copies of none)")
     ap.add_argument("--quiet", action="store_true")
     ap.add_argument("--base-hflip", action="store_true",
                     help="also score with a proxy model trained with a horizontal flip (exploratory)")  # fmt: skip
@@ -226,7 +231,7 @@ def main(argv: list[str] | None = None) -> None:
     out = Path(args.out or ("results/proxy_correlation_lowdata" if low else "results/proxy_correlation"))
     if args.reuse is None:
         args.reuse = "" if low else "results/accuracy/results.json"
-    named = policies(out, args.random, args.seed)
+    named = policies(out, args.random, args.seed, args.distinct)
     reuse = earlier_rows(Path(args.reuse)) if args.reuse else {}
     if "train" not in args.skip:
         only = [n for n in args.only.split(",") if n]
