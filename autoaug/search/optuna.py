@@ -13,8 +13,12 @@ Two proxies (``config.optuna.proxy``):
   :mod:`autoaug.search.density`). The training images are split in two (``proxy_holdout``); one
   model is trained once, without augmentation, on the first part for ``config.epochs`` epochs;
   a policy's score is how that model does on the held-out part augmented by the policy
-  (``proxy_draws`` draws per image; ``proxy_score="best"``, Fast AA's: the fraction of images
-  some draw gets right). No training per trial; a trial is a few forward passes, so there is
+  (``proxy_draws`` draws per image, 5; ``proxy_score="best"``, Fast AA's: the fraction of images
+  some draw gets right). How far that score predicts a full training's test accuracy is measured
+  by ``scripts/proxy_correlation.py``: in low data, over 16 trained policies it was not chosen on,
+  Spearman +0.57 with 5 draws (+0.13 with 3); among random policies alone it ranks poorly
+  (+0.18): it tells mild or label-breaking policies from strong label-keeping ones, little more.
+  No training per trial; a trial is a few forward passes, so there is
   nothing to prune. Each worker trains (or reloads from ``OUT/proxy``) its own model, from the
   same seed and data.
 * ``train``: each trial trains a short proxy model (``trial_epochs``) with the policy on the
