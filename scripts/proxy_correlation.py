@@ -38,6 +38,7 @@ import optuna
 import torch
 
 from autoaug.policy import OpEntry, Policy, atomic_write_text, load_policy
+from autoaug.search import OptunaConfig
 from autoaug.search.optuna import policy_from_params, suggest_params
 
 SETTINGS = {
@@ -372,7 +373,7 @@ def score_all(named: dict[str, str], results: dict[str, dict], out: Path, base: 
              + (f"Test accuracies of {', '.join(reused)}: seed 0 of an earlier bench_accuracy run of the same setting; "
                 if reused else "")
              + "the trainings: `autoaug train` here (`OUT/runs/`), one seed.", "",
-             "| policy | test accuracy (full training) | best of 1 (mean acc of one draw) | best of 3 (default) | best of 5 | "
+             "| policy | test accuracy (full training) | best of 1 (mean acc of one draw) | best of 3 | best of 5 | "
              "mean acc (5 draws) | mean loss |", "|---|---|---|---|---|---|---|"]  # fmt: skip
     for n in sorted(named, key=lambda k: -results.get(k, {}).get("test_acc", -1)):
         sc, acc = scores[n], results.get(n, {}).get("test_acc")
@@ -382,7 +383,8 @@ def score_all(named: dict[str, str], results: dict[str, dict], out: Path, base: 
     lines += ["", "Spearman rank correlation of each score with the test accuracy (one-sided permutation p-value, "
               "10,000 permutations):", "",
               f"| score | {a} ({len(sets[a])} policies) | {b} ({len(sets[b])}) |", "|---|---|---|"]  # fmt: skip
-    lines += [f"| {m}{' (the default)' if m == 'best_of_3' else ''} | {corr[a][m]:+.2f} (p {p_value[a][m]:.2f}) | "
+    default = f"best_of_{OptunaConfig().proxy_draws}" if OptunaConfig().proxy_score == "best" else ""
+    lines += [f"| {m}{' (the default)' if m == default else ''} | {corr[a][m]:+.2f} (p {p_value[a][m]:.2f}) | "
               f"{corr[b][m]:+.2f} (p {p_value[b][m]:.2f}) |" for m in MEASURES]  # fmt: skip
     if flipped:
         a2, b2 = f"{a}, base hflip", f"{b}, base hflip"
