@@ -347,6 +347,35 @@ def test_density_proxy_scores_augmented_held_out_images_and_reloads_its_model(ti
     assert not DensityProxy(ds, base=flip, **settings).fit()["reused"]
 
 
+def test_density_proxy_scores_a_fixed_sample_of_the_held_out_images(tiny_glyphs, tmp_path):
+    from autoaug.data import load_dataset
+
+    ds = load_dataset(tiny_glyphs, seed=0)
+    settings = dict(holdout=0.5, draws=3, seed=0, out=tmp_path / "proxy", epochs=2, batch_size=32)
+    whole = DensityProxy(ds, **settings)
+    whole.fit()
+    n = len(whole.held_out)
+    some = DensityProxy(ds, images=n // 3, **settings)
+    fitted = some.fit()
+    assert fitted["reused"] and fitted["held_out_images"] == n and fitted["scored_images"] == n // 3
+    rows = some.rows
+    assert len(rows) == n // 3 and torch.equal(rows, rows.sort().values) and len(set(rows.tolist())) == n // 3
+    # The sample is the seed's: the same for every policy and every worker, another for another seed.
+    assert torch.equal(DensityProxy(ds, images=n // 3, **settings).rows, rows)
+    assert not torch.equal(DensityProxy(ds, images=n // 3, **(settings | {"seed": 1})).rows, rows)
+    # No augmentation scores the whole proxy's clean results at those rows, and only those.
+    loss, right = whole._clean()
+    none = some.score(Policy.identity())
+    assert none["acc"] == pytest.approx(right[rows].float().mean().item())
+    assert none["loss"] == pytest.approx(loss[rows].mean().item())
+    ra = some.score(randaugment(2, 9))
+    assert 0 < ra["forwards"] <= 3 * (n // 3)
+    # 0, None or at least the held-out count: every image.
+    assert len(DensityProxy(ds, images=0, **settings).rows) == n == len(DensityProxy(ds, images=n + 5, **settings).rows)
+    with pytest.raises(ValueError, match=r"images -1"):
+        DensityProxy(ds, images=-1, **settings)
+
+
 def test_density_search_scores_trials_without_training_them(tiny_glyphs, tmp_path, capsys):
     out = tmp_path / "run"
     argv = ["search", "--method", "optuna", "--dataset", tiny_glyphs, "--batch-size", "32", "--epochs", "2",

@@ -129,6 +129,9 @@ class DensityProxy:
         dataset: the data; its train and validation images are pooled and split again.
         holdout: the fraction held out as ``D_A`` (the rest trains the model).
         draws: augmented draws per held-out image per score.
+        images: held-out images a score is measured on, at most (a fixed sample of ``D_A`` drawn
+            from ``seed``, the same for every policy); ``None`` or 0: all of ``D_A``. A score's
+            cost is then bounded whatever the dataset's size.
         seed: seeds the split, the model's training and the draws.
         out: where the model's training writes its metrics (its checkpoint is removed).
         base: the augmentation the model trains with (Fast AA's model trains with the task's
@@ -145,11 +148,14 @@ class DensityProxy:
         draws: int = 5,
         seed: int = 0,
         out: str | Path = "runs/density",
+        images: int | None = None,
         base: Policy | None = None,
         **train: Any,
     ):
         if isinstance(draws, bool) or not isinstance(draws, int) or draws < 1:
             raise ValueError(f"draws {draws!r}: expected an integer >= 1")
+        if images is not None and (isinstance(images, bool) or not isinstance(images, int) or images < 0):
+            raise ValueError(f"images {images!r}: expected an integer >= 0 (0: every held-out image)")
         self.draws, self.seed, self.out, self.holdout = draws, seed, Path(out), holdout
         train = {k: v for k, v in train.items() if k in TrainConfig.fields()}
         train.update(dataset=dataset.name, seed=seed, policy="none", out=str(self.out), progress=False,
@@ -165,6 +171,12 @@ class DensityProxy:
         self.trainer = Trainer(config, dataset=self.dataset, step=PolicyStep(self.base, seed))
         self.fitted: dict[str, Any] | None = None
         self._clean_cache: tuple[torch.Tensor, torch.Tensor] | None = None
+        n = len(self.held_out)
+        # The held-out rows a score reads (ascending): all of them, or a seeded sample of ``images``.
+        self.rows = torch.arange(n)
+        if images and images < n:
+            gen = torch.Generator().manual_seed(int(np.random.SeedSequence([seed, 0x5C]).generate_state(1)[0]))
+            self.rows = torch.randperm(n, generator=gen)[:images].sort().values
 
     @property
     def held_out(self) -> Split | FileSplit:
@@ -199,7 +211,8 @@ class DensityProxy:
             atomic_write_text(stamp, json.dumps(record, indent=1) + "\n")
         self.fitted = {"clean_acc": metrics.get("test_acc"), "clean_loss": metrics.get("test_loss"),
                        "seconds": time.perf_counter() - t0, "fit_images": len(self.dataset.train),
-                       "held_out_images": len(self.held_out), "reused": reused}  # fmt: skip
+                       "held_out_images": len(self.held_out), "scored_images": len(self.rows),
+                       "reused": reused}  # fmt: skip
         self.trainer.model.eval()
         if self.trainer.config.channels_last:  # on a CPU too: ~2x faster forwards here (not training)
             self.trainer.model.to(memory_format=torch.channels_last)
@@ -207,9 +220,9 @@ class DensityProxy:
 
     @torch.no_grad()
     def _clean(self) -> tuple[torch.Tensor, torch.Tensor]:
-        """Per held-out image, the fitted model's loss and whether it is right, unaugmented."""
+        """Per scored held-out image, the fitted model's loss and whether it is right, unaugmented."""
         if self._clean_cache is None:
-            n = len(self.held_out)
+            n = len(self.rows)
             losses, right = torch.empty(n), torch.empty(n, dtype=torch.bool)
             for rows, images, labels in self._rows(torch.arange(n)):
                 losses[rows], right[rows] = self._forward(images, labels)
@@ -217,15 +230,17 @@ class DensityProxy:
         return self._clean_cache
 
     def _rows(self, rows: Tensor) -> Iterator[tuple[Tensor, Tensor, Tensor]]:
-        """``(rows, images, labels)`` of the held-out images at ``rows`` (ascending), a batch at a
-        time, as CPU uint8; a streamed ``D_A`` decodes those files only, in ``workers`` processes."""
+        """``(rows, images, labels)`` of the scored images at positions ``rows`` (ascending; the
+        held-out images ``self.rows[rows]``), a batch at a time, as CPU uint8; a streamed ``D_A``
+        decodes those files only, in ``workers`` processes."""
         split, bs = self.held_out, self.trainer.config.eval_batch_size
+        held = self.rows[rows]
         if isinstance(split, Split):
             for i in range(0, len(rows), bs):
-                batch = rows[i : i + bs]
-                yield batch, split.images[batch], split.labels[batch]
+                batch = held[i : i + bs]
+                yield rows[i : i + bs], split.images[batch], split.labels[batch]
             return
-        batches = sequential_batches(split.subset(rows), bs, self.trainer.config.workers)
+        batches = sequential_batches(split.subset(held), bs, self.trainer.config.workers)
         for i, (images, labels) in zip(range(0, len(rows), bs), batches, strict=True):
             yield rows[i : i + bs], images, labels
 
@@ -252,7 +267,7 @@ class DensityProxy:
     @torch.no_grad()
     def score(self, policy: Policy) -> dict[str, Any]:
         """The density scores of ``policy`` (:data:`SCORES`): ``draws`` augmented copies of every
-        held-out image through the fitted model.
+        scored held-out image (``images`` of them, or all) through the fitted model.
 
         An image that a draw leaves unchanged (no op applied, or only the identity) keeps its
         clean result without a forward pass, so a mild policy costs less than a strong one (and,
@@ -268,7 +283,7 @@ class DensityProxy:
         t0 = time.perf_counter()
         self.trainer.model.eval()
         clean_loss, clean_right = self._clean()
-        n = len(self.held_out)
+        n = len(self.rows)
         losses = clean_loss.repeat(self.draws, 1)
         right = clean_right.repeat(self.draws, 1)
         draws, changed = [], torch.zeros(self.draws, n, dtype=torch.bool)
