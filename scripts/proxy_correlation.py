@@ -220,8 +220,11 @@ def main(argv: list[str] | None = None) -> None:
                          "default results/accuracy/results.json in the reduced setting, none in lowdata)")  # fmt: skip
     ap.add_argument("--skip", nargs="*", default=[], choices=["train", "score"])
     ap.add_argument("--only", default="", help="train only these policies (comma-separated names)")
-    ap.add_argument("--distinct", action="store_true",
-                    help="draw again the random policies that change no image (copies of none)")
+    ap.add_argument(
+        "--distinct",
+        action="store_true",
+        help="draw again the random policies that change no image (copies of none)",
+    )
     ap.add_argument("--quiet", action="store_true")
     ap.add_argument("--base-hflip", action="store_true",
                     help="also score with a proxy model trained with a horizontal flip (exploratory)")  # fmt: skip

@@ -371,7 +371,11 @@ def test_density_proxy_scores_a_fixed_sample_of_the_held_out_images(tiny_glyphs,
     ra = some.score(randaugment(2, 9))
     assert 0 < ra["forwards"] <= 3 * (n // 3)
     # 0, None or at least the held-out count: every image.
-    assert len(DensityProxy(ds, images=0, **settings).rows) == n == len(DensityProxy(ds, images=n + 5, **settings).rows)
+    assert (
+        len(DensityProxy(ds, images=0, **settings).rows)
+        == n
+        == len(DensityProxy(ds, images=n + 5, **settings).rows)
+    )
     with pytest.raises(ValueError, match=r"images -1"):
         DensityProxy(ds, images=-1, **settings)
 

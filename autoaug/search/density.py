@@ -175,7 +175,9 @@ class DensityProxy:
         # The held-out rows a score reads (ascending): all of them, or a seeded sample of ``images``.
         self.rows = torch.arange(n)
         if images and images < n:
-            gen = torch.Generator().manual_seed(int(np.random.SeedSequence([seed, 0x5C]).generate_state(1)[0]))
+            gen = torch.Generator().manual_seed(
+                int(np.random.SeedSequence([seed, 0x5C]).generate_state(1)[0])
+            )
             self.rows = torch.randperm(n, generator=gen)[:images].sort().values
 
     @property
