@@ -127,6 +127,10 @@ STUDY_KEYS = ("dataset", "train_size", "model", "batch_size", "lr", "weight_deca
               "grad_clip", "seed", "space", "optuna_space", "interpolation", "proxy",
               "proxy_holdout")  # fmt: skip
 PROXY_KEYS = {"density": ("epochs", "proxy_draws", "proxy_score", "proxy_images"), "train": ("trial_epochs",)}
+# Settings added to STUDY_KEYS / PROXY_KEYS since schema 2, with the value a study made before
+# them behaved as (proxy_images 0: every held-out image was scored), so that such a study is
+# joined with that value given (``--proxy-images 0``) and refused, naming it, otherwise.
+ADDED_SETTINGS = {"proxy_images": 0}
 # What a study's trials are: a study made with another schema (an older autoaug: other parameter
 # names, another proxy) is refused on join with one line, not a crash inside the sampler.
 STUDY_SCHEMA = 2
@@ -600,6 +604,8 @@ class OptunaSearcher(Searcher):
                 f"study {self.study_name!r} in {public_url(self.url)} holds other trials (study's, this "
                 f"run's): {diff}; give a new --study-name"
             )
+        # A setting added since the study was made: it held the value that means the former behaviour.
+        theirs = {k: v for k, v in ADDED_SETTINGS.items() if k in mine} | theirs
         if theirs != mine:
             keys = sorted(set(mine) | set(theirs))
             diff = {k: (theirs.get(k), mine.get(k)) for k in keys if theirs.get(k) != mine.get(k)}
