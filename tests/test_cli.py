@@ -106,6 +106,18 @@ def test_bad_input_is_one_line_and_exit_2(tmp_path, image_files, capsys, make_ar
     assert re.search(message, err) or message in err, err
 
 
+@pytest.mark.parametrize(
+    "flag, value, message",
+    [("--export", "foo", "export must be"), ("--constraint", "both", "constraint must be")],
+)
+def test_search_refuses_an_mcmc_setting_before_it_starts(tmp_path, capsys, flag, value, message):
+    out = tmp_path / "run"
+    assert main(["search", "--method", "mcmc", "--dataset", "glyphs", flag, value, "--out", str(out)]) == 2
+    captured = capsys.readouterr()
+    assert message in captured.err and captured.err.count("\n") == 1
+    assert "searching" not in captured.out and not out.exists()  # refused before anything ran
+
+
 def test_shipped_policy_files_load(tmp_path):
     from autoaug.policy import POLICY_DIR
 

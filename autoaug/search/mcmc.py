@@ -387,14 +387,7 @@ class MCMCStep:
     """
 
     def __init__(self, config: SearchConfig, ops: list[str] | None = None):
-        if config.mcmc.constraint not in ("single", "per_op"):
-            raise ValueError(f"constraint must be 'single' or 'per_op', got {config.mcmc.constraint!r}")
-        if config.mcmc.export not in ("randaugment", "mixture"):
-            raise ValueError(f"export must be 'randaugment' or 'mixture', got {config.mcmc.export!r}")
-        if config.mcmc.n_aug <= 0 or config.mcmc.chain_length < 0:
-            raise ValueError(
-                f"n_aug must be > 0 and chain_length >= 0, got {config.mcmc.n_aug}, {config.mcmc.chain_length}"
-            )
+        check_settings(config)
         self.config = config
         self.states = StateSpace(config.space, config.mcmc.levels, config.interpolation, ops)
         self.vacuous: list[str] = []  # ops of the space left out because they change no training image
@@ -767,12 +760,28 @@ def rejected_ops(history: list[dict[str, Any]], ops: list[str], epsilon: float) 
     return [(o, r) for o, r in unmet_ops(history, ops, epsilon) if flat(o)]
 
 
+def check_settings(config: SearchConfig) -> None:
+    """Refuse mcmc settings out of their range or choices, naming the setting."""
+    if config.mcmc.constraint not in ("single", "per_op"):
+        raise ValueError(f"constraint must be 'single' or 'per_op', got {config.mcmc.constraint!r}")
+    if config.mcmc.export not in ("randaugment", "mixture"):
+        raise ValueError(f"export must be 'randaugment' or 'mixture', got {config.mcmc.export!r}")
+    if config.mcmc.n_aug <= 0 or config.mcmc.chain_length < 0:
+        raise ValueError(
+            f"n_aug must be > 0 and chain_length >= 0, got {config.mcmc.n_aug}, {config.mcmc.chain_length}"
+        )
+
+
 @register
 class MCMCSearcher(Searcher):
     """``autoaug search --method mcmc``: train a model under the invariance constraint and
     write the sampler's law as the learned policy."""
 
     method = "mcmc"
+
+    def __init__(self, config: SearchConfig):
+        check_settings(config)  # before the search announces itself, not after its data is loaded
+        super().__init__(config)
 
     def run(self, resume: bool = False) -> SearchResult:
         from autoaug.online import OnlineAugment  # the public API runs the search; it builds on this module
