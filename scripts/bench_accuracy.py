@@ -495,6 +495,9 @@ def bench(args: argparse.Namespace, out: Path) -> None:
     if earlier.get("setting") == summary["setting"] and earlier.get("seeds") == seeds:
         kept = [m for m in earlier.get("methods", {}) if m not in results]
         results = {**earlier["methods"], **results}
+        # Fixed policies first, then the searchers, each in the order the defaults name them.
+        canon = [*FIXED.split(","), *SEARCH.split(",")]
+        results = dict(sorted(results.items(), key=lambda kv: canon.index(kv[0]) if kv[0] in canon else len(canon)))
         summary["methods"] = results
         if kept:
             summary["kept"] = {
