@@ -410,11 +410,11 @@ def test_density_search_scores_trials_without_training_them(tiny_glyphs, tmp_pat
     study = optuna.load_study(study_name=json.loads((out / "study.json").read_text())["study_name"],
                               storage=f"sqlite:///{out / 'study.db'}")  # fmt: skip
     older = {k: v for k, v in study.user_attrs["autoaug"].items() if k != "proxy_images"}
-    study.set_user_attr("autoaug", older | {"proxy_draws": 3})
+    study.set_user_attr("autoaug", older | {"proxy_draws": 5})
     assert main([*argv[:-2], "--n-trials", "6", "--out", str(out)]) == 2
     err = capsys.readouterr().err
-    assert "'proxy_images': (0, 1000)" in err and "'proxy_draws': (3, 5)" in err
-    again = [*argv[:-2], "--n-trials", "6", "--proxy-images", "0", "--proxy-draws", "3", "--out", str(out)]
+    assert "'proxy_images': (0, 1000)" in err and "'proxy_draws': (5, 3)" in err
+    again = [*argv[:-2], "--n-trials", "6", "--proxy-images", "0", "--proxy-draws", "5", "--out", str(out)]
     assert main(again) == 0
     assert "6 complete" in capsys.readouterr().out
 
