@@ -367,12 +367,13 @@ def score_all(named: dict[str, str], results: dict[str, dict], out: Path, base: 
                "machine": f"{platform.machine()}, {torch.get_num_threads()} threads, torch {torch.__version__}"}  # fmt: skip
     atomic_write_text(out / "results.json", json.dumps(summary, indent=2) + "\n")
     half = SETTING["train_size"] // 2
+    scored = min(half, OptunaConfig().proxy_images or half)  # the searcher's sample of the held-out images
     reused = sorted(
         n for n in named if "source" in results.get(n, {}) and "results.json" in results[n]["source"]
     )
     lines = [f"Fashion-MNIST, {SETTING['train_size']} training images ({SETTING['model']}, {SETTING['epochs']} epochs, "
              f"seed 0); proxy: density matching, one {SETTING['model']} trained {SETTING['epochs']} epochs on {half:,} "
-             f"images, each policy scored on the other {half:,}, 5 augmented draws each. "
+             f"images, each policy scored on {scored:,} of the other {half:,}, 5 augmented draws each. "
              + (f"Test accuracies of {', '.join(reused)}: seed 0 of an earlier bench_accuracy run of the same setting; "
                 if reused else "")
              + "the trainings: `autoaug train` here (`OUT/runs/`), one seed.", "",
