@@ -463,10 +463,14 @@ def test_density_proxy_on_a_streamed_folder_scores_as_in_memory(photos, tmp_path
         assert isinstance(proxy.held_out, held_kind) and len(proxy.held_out) == 14, how
         fitted = proxy.fit()
         scores[how] = [fitted["clean_acc"], *(proxy.score(p) for p in (Policy.identity(), randaugment(2, 9)))]
+        # A sample of 6 of the 14 held-out images (the model reloaded): read from disk or memory alike.
+        some = DensityProxy(ds, out=tmp_path / how, stream=stream, memory_budget=budget, images=6, **settings)
+        assert some.fit()["reused"] and some.fit()["scored_images"] == 6
+        scores[how].append(some.score(randaugment(2, 9)))
         for score in scores[how][1:]:
             score.pop("seconds")
     assert scores["streamed"] == scores["resident"] == scores["held_out_decoded"]
-    assert scores["streamed"][2]["forwards"] > 0
+    assert scores["streamed"][2]["forwards"] > 0 and 0 < scores["streamed"][3]["forwards"] <= 3 * 6
 
 
 @pytest.mark.parametrize("proxy", ["density", "train"])
