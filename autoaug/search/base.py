@@ -194,8 +194,9 @@ class OptunaConfig(Settings):
     # rotate90: one right draw of five is enough) and their policies train worse (low data, 3 seeds,
     # development set: 0.8574 against 0.8655); results/accuracy_lowdata_amd, BENCHMARKS.md.
     proxy_draws: int = setting(3, limit=Limit(1), help="proxy density: augmented draws per held-out image")
-    # 1000: the low-data held-out test of the score (+0.57) scored 500 images; on larger data a
-    # trial then costs the same whatever the size (20 trials x 5 draws x 1000 forwards).
+    # 1000: the low-data proxy scores all its 500 held-out images and predicts no worse than the
+    # reduced one did on 3000; on larger data a trial then costs the same whatever the size
+    # (draws x 1000 forwards).
     proxy_images: int = setting(1000, limit=Limit(0),
         help="proxy density: held-out images each trial is scored on (a fixed seeded sample; 0: all)")  # fmt: skip
     proxy_score: str = setting("best",

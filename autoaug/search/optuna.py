@@ -14,8 +14,7 @@ Two proxies (``config.optuna.proxy``):
   model is trained once, without augmentation, on the first part for ``config.epochs`` epochs;
   a policy's score is how that model does on the held-out part augmented by the policy
   (``proxy_draws`` draws per image, 3, on a fixed sample of ``proxy_images`` held-out images,
-  1000; ``proxy_score="best"``, Fast AA's: the fraction of images
-  some draw gets right). How far that score predicts a full training's test accuracy is measured
+  1000; ``proxy_score="best"``, Fast AA's: the fraction of images some draw gets right). How far that score predicts a full training's test accuracy is measured
   by ``scripts/proxy_correlation.py``: in low data, over 16 trained policies it was not chosen on,
   Spearman +0.13 with 3 draws, +0.57 with 5; but with 5 the search's best trials are those with
   the label-breaking ops (one right draw in five is enough) and train worse, so 3 stays.
@@ -501,7 +500,7 @@ def density_proxy(config: SearchConfig, data: Dataset, draws: int | None = None)
     values = dataclasses.asdict(config)
     train = {k: v for k, v in values.items() if k in TrainConfig.fields() and k not in own}
     return DensityProxy(data, holdout=config.optuna.proxy_holdout, draws=draws or config.optuna.proxy_draws, seed=config.seed,
-                        out=Path(config.out) / "proxy", images=config.optuna.proxy_images or None, **train)  # fmt: skip
+                        out=Path(config.out) / "proxy", images=config.optuna.proxy_images, **train)  # fmt: skip
 
 
 # ----------------------------------------------------------------------------- searcher
