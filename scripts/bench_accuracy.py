@@ -47,12 +47,14 @@ Run:
     python scripts/bench_accuracy.py --setting lowdata   # into results/accuracy_lowdata
     python scripts/bench_accuracy.py --methods none,hflip,mcmc --seeds 0 --out /tmp/accuracy
     python scripts/bench_accuracy.py --methods "mcmc[n_aug=1],optuna[n_trials=40]"  # searcher variants
+    python scripts/bench_accuracy.py --methods "randaugment[num_ops=3,magnitude=14]"  # torchvision's arguments
     python scripts/bench_accuracy.py --setting gpu --out results/accuracy_gpu
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import os
 import platform
@@ -74,6 +76,7 @@ ROOT = Path(__file__).resolve().parents[1]
 PLAIN_TRAIN = ROOT / "scripts" / "plain_train.py"
 SEARCHERS = {"mcmc", "bilevel", "optuna"}
 PLAIN_ONLY = {"hflip", "hflip-crop-erase"}  # fixed policies that autoaug's trainer does not know
+TUNABLE = {"randaugment", "trivialaugment", "autoaugment"}  # plain_train.py takes their arguments
 # What makes two runs comparable: a results.json with the same keeps the rows of methods not run now.
 SETTING_KEYS = (
     "dataset",
@@ -119,7 +122,9 @@ def parse_methods(text: str) -> list[tuple[str, str, dict]]:
 
     A searcher may carry settings in brackets: its settings as ``autoaug search --method M``
     takes them (the common fields of :class:`SearchConfig` and those of the method's section),
-    values read as YAML scalars. They make a variant with its own row and its own run directories.
+    values read as YAML scalars. So may ``randaugment``, ``trivialaugment`` and ``autoaugment``:
+    their torchvision class's arguments, as plain_train.py reads them (``--trainer plain`` only).
+    Either makes a variant with its own row and its own run directories.
     """
     parsed = []
     for label in (m.strip() for m in re.split(r",(?![^\[]*\])", text)):
@@ -131,9 +136,17 @@ def parse_methods(text: str) -> list[tuple[str, str, dict]]:
         method, body = match.group(1), match.group(2)
         overrides: dict = {}
         items = list(filter(None, (x.strip() for x in (body or "").split(","))))
+        if items and method in TUNABLE:  # torchvision's arguments, which plain_train.py reads
+            try:
+                _plain_train().fixed_policy(label)
+            except ValueError as e:
+                raise SystemExit(f"--methods: {e}") from None
+            parsed.append((label, method, {}))
+            continue
         if items and method not in SEARCHERS:
             raise SystemExit(
-                f"--methods: {label}: settings in brackets apply to searchers ({', '.join(sorted(SEARCHERS))})"
+                f"--methods: {label}: settings in brackets apply to searchers ({', '.join(sorted(SEARCHERS))}) "
+                f"and to {', '.join(sorted(TUNABLE))} (their torchvision arguments)"
             )
         fields = set(SearchConfig.fields()) - set(SECTIONS) | set(SECTIONS[method].fields() if items else ())
         for item in items:
@@ -147,6 +160,14 @@ def parse_methods(text: str) -> list[tuple[str, str, dict]]:
             overrides[key] = yaml.safe_load(value)
         parsed.append((label, method, overrides))
     return parsed
+
+
+def _plain_train():
+    """scripts/plain_train.py as a module (to check a fixed policy's arguments as it reads them)."""
+    spec = importlib.util.spec_from_file_location("plain_train", PLAIN_TRAIN)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def run_name(label: str) -> str:
@@ -312,7 +333,7 @@ def run_one(label: str, method: str, overrides: dict, seed: int, args: argparse.
     run, tag = run_dir(out, label, seed), f"{label} seed {seed}"
     t0 = time.perf_counter()
     record: dict = {"seed": seed}
-    policy = method
+    policy = label  # a fixed policy, with its arguments if it has them
     if method in SEARCHERS:
         cfg = search_config(method, overrides, seed, args, run / "search")
         record.update(run_search(cfg, tag))
@@ -445,7 +466,11 @@ def main(argv: list[str] | None = None, default_methods: str | None = None) -> N
                 f"or a searcher ({SEARCH})"
             )
     else:
-        plain_only = [label for label, method, _ in parse_methods(args.methods) if method in PLAIN_ONLY]
+        plain_only = [
+            label
+            for label, method, _ in parse_methods(args.methods)
+            if method in PLAIN_ONLY or (method in TUNABLE and label != method)
+        ]
         if plain_only:
             raise SystemExit(
                 f"--methods: {', '.join(plain_only)}: plain_train.py's policies; autoaug's trainer "

@@ -8,7 +8,8 @@ standard library, and trains with one of
   ``.py`` file; it is executed to get its ``transform``, which needs only torch and torchvision);
 * a fixed policy by name: ``none``, ``hflip`` (``RandomHorizontalFlip``), ``randaugment``,
   ``trivialaugment`` (``TrivialAugmentWide``), ``autoaugment`` (``AutoAugment``, its ImageNet
-  policy), or ``hflip-crop-erase``, the hand-made baseline a practitioner tries first:
+  policy), the last three with their torchvision arguments if wanted
+  (``randaugment[num_ops=3,magnitude=14,interpolation=bilinear]``), or ``hflip-crop-erase``, the hand-made baseline a practitioner tries first:
   ``RandomCrop(28, padding=4)`` (translations by up to 4 pixels), ``RandomHorizontalFlip`` and
   ``RandomErasing`` (torchvision's defaults: half the images, 2-33% of the image set to 0).
 
@@ -39,6 +40,7 @@ Run:
     python scripts/plain_train.py --policy none --out results/plain/none_s0.json
     python scripts/plain_train.py --policy runs/search/policy_tv.py --seed 1 --out results/plain/mcmc_s1.json
     python scripts/plain_train.py --policy trivialaugment --train-size 1000 --epochs 60 --out results/plain/ta.json
+    python scripts/plain_train.py --policy "randaugment[num_ops=3]" --out results/plain/ra3.json
 """
 
 from __future__ import annotations
@@ -181,22 +183,65 @@ class Images(torch.utils.data.Dataset):
 # ------------------------------------------------------------------------------ the policies
 
 
+TUNABLE = {"randaugment": v2.RandAugment, "trivialaugment": v2.TrivialAugmentWide, "autoaugment": v2.AutoAugment}
+_TUNABLE_KEYS = {  # their constructors' arguments that take a number or a name
+    "randaugment": ("num_ops", "magnitude", "num_magnitude_bins", "interpolation"),
+    "trivialaugment": ("num_magnitude_bins", "interpolation"),
+    "autoaugment": ("policy", "interpolation"),
+}
+
+
+def fixed_policy(text: str) -> tuple[str, dict]:
+    """``randaugment[num_ops=3,magnitude=14,interpolation=bilinear]`` -> the name and the
+    arguments of its torchvision class (a plain name: no arguments).
+
+    Raises:
+        ValueError: not a fixed policy's name, or an argument its class does not take.
+    """
+    name, bracket, body = text.partition("[")
+    if name not in FIXED_POLICIES or (bracket and not body.endswith("]")):
+        raise ValueError(f"not a fixed policy: {text!r}")
+    kwargs: dict = {}
+    for item in filter(None, (x.strip() for x in body[:-1].split(","))):
+        key, eq, value = (x.strip() for x in item.partition("="))
+        if name not in TUNABLE or not eq or key not in _TUNABLE_KEYS[name]:
+            takes = ", ".join(_TUNABLE_KEYS.get(name, ())) or "nothing"
+            raise ValueError(f"{text}: {item!r} is not KEY=VALUE with KEY one of {name}'s arguments ({takes})")
+        choices = {"interpolation": v2.InterpolationMode, "policy": torchvision.transforms.AutoAugmentPolicy}
+        if key in choices:
+            try:
+                kwargs[key] = choices[key](value.lower())
+            except ValueError:
+                names = ", ".join(c.value for c in choices[key])
+                raise ValueError(f"{text}: {key} must be one of {names}, got {value!r}") from None
+        else:
+            try:
+                kwargs[key] = int(value)
+            except ValueError:
+                raise ValueError(f"{text}: {key} must be an integer, got {value!r}") from None
+    return name, kwargs
+
+
 def policy_steps(policy: str, image_size: int) -> tuple[list, list]:
     """The transforms before ``ToDtype(float32, scale=True)`` (on uint8 images) and after it.
 
+    ``policy``: a fixed policy's name, with its torchvision class's arguments in brackets for
+    ``randaugment``, ``trivialaugment`` and ``autoaugment`` (:func:`fixed_policy`), or an
+    exported ``.py`` file.
+
     Raises:
-        ValueError: neither a fixed policy's name nor an existing ``.py`` file.
+        ValueError: neither a fixed policy nor an existing ``.py`` file.
     """
-    before = {
-        "none": [],
-        "hflip": [v2.RandomHorizontalFlip()],
-        "randaugment": [v2.RandAugment()],
-        "trivialaugment": [v2.TrivialAugmentWide()],
-        "autoaugment": [v2.AutoAugment()],
-        "hflip-crop-erase": [v2.RandomCrop(image_size, padding=4), v2.RandomHorizontalFlip()],
-    }
-    if policy in before:
-        return before[policy], [v2.RandomErasing()] if policy == "hflip-crop-erase" else []
+    if policy.partition("[")[0] in FIXED_POLICIES:
+        name, kwargs = fixed_policy(policy)
+        if name in TUNABLE:
+            return [TUNABLE[name](**kwargs)], []
+        before = {
+            "none": [],
+            "hflip": [v2.RandomHorizontalFlip()],
+            "hflip-crop-erase": [v2.RandomCrop(image_size, padding=4), v2.RandomHorizontalFlip()],
+        }
+        return before[name], [v2.RandomErasing()] if name == "hflip-crop-erase" else []
     path = Path(policy)
     if path.suffix != ".py" or not path.is_file():
         raise ValueError(

@@ -67,7 +67,15 @@ def test_methods_with_settings_in_brackets():
     with pytest.raises(SystemExit, match="not KEY=VALUE"):
         bench_accuracy.parse_methods("mcmc[no_such_field=1]")
     with pytest.raises(SystemExit, match="apply to searchers"):
+        bench_accuracy.parse_methods("hflip[p=1]")
+    # torchvision's arguments of a fixed policy, as plain_train.py reads them: a row of its own
+    label = "randaugment[num_ops=3,interpolation=bilinear]"
+    assert bench_accuracy.parse_methods(f"none,{label}") == [("none", "none", {}), (label, "randaugment", {})]
+    assert bench_accuracy.run_name(label) == "randaugment-num_ops3-interpolationbilinear"
+    with pytest.raises(SystemExit, match=r"'n_aug=0\.5' is not KEY=VALUE.*num_magnitude_bins, interpolation"):
         bench_accuracy.parse_methods("trivialaugment[n_aug=0.5]")
+    with pytest.raises(SystemExit, match="plain_train.py's policies"):
+        bench_accuracy.main(["--trainer", "autoaug", "--methods", "randaugment[num_ops=3]"])
     with pytest.raises(SystemExit, match="cannot read"):
         bench_accuracy.parse_methods("mcmc[n_aug=0.5")
 

@@ -3,6 +3,7 @@ torchvision (no autoaug imported), on the data, model and schedule of autoaug's 
 
 import importlib.util
 import json
+import re
 import subprocess
 import sys
 import textwrap
@@ -11,7 +12,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+import torchvision
 from conftest import write_bar_idx
+from torchvision.transforms import v2
 
 from autoaug.data import load_dataset
 from autoaug.export import export
@@ -94,6 +97,32 @@ def test_fixed_policies_train_and_a_seed_repeats_the_run(policy, idx_dir, tmp_pa
     a, b = results
     assert [e["train_loss"] for e in a["epochs"]] == [e["train_loss"] for e in b["epochs"]]
     assert a["test_acc"] == b["test_acc"] and a["val_acc"] == b["val_acc"]
+
+
+def test_fixed_policies_take_torchvisions_arguments(idx_dir, tmp_path):
+    """``randaugment[num_ops=3,...]`` builds torchvision's class with those arguments and trains;
+    an argument the class does not take, or a bad value, is refused naming it."""
+    (ra,), after = plain_train.policy_steps("randaugment[num_ops=3,magnitude=14,interpolation=bilinear]", 28)
+    assert isinstance(ra, v2.RandAugment) and after == []
+    assert (ra.num_ops, ra.magnitude, ra.interpolation) == (3, 14, v2.InterpolationMode.BILINEAR)
+    (aa,), _ = plain_train.policy_steps("autoaugment[policy=svhn]", 28)
+    assert aa.policy == torchvision.transforms.AutoAugmentPolicy.SVHN
+    (ta,), _ = plain_train.policy_steps("trivialaugment", 28)
+    assert ta.num_magnitude_bins == 31  # no brackets: torchvision's defaults
+    for bad, says in (
+        ("randaugment[num_opz=3]", "'num_opz=3' is not KEY=VALUE with KEY one of randaugment's"),
+        ("randaugment[num_ops=three]", "num_ops must be an integer, got 'three'"),
+        ("trivialaugment[interpolation=cubic]", "interpolation must be one of nearest, nearest-exact, bilinear"),
+        ("hflip[p=1]", "one of hflip's arguments (nothing)"),
+        ("randaugment[num_ops=3", "not a fixed policy"),
+    ):
+        with pytest.raises(ValueError, match=re.escape(says)):
+            plain_train.policy_steps(bad, 28)
+    out = tmp_path / "ra.json"
+    assert plain_train.main(_args(idx_dir, out, "--policy", "randaugment[num_ops=1,magnitude=20]")) == 0
+    data = json.loads(out.read_text())
+    assert data["settings"]["policy"] == "randaugment[num_ops=1,magnitude=20]"
+    assert "num_ops=1" in data["settings"]["transform"] and "magnitude=20" in data["settings"]["transform"]
 
 
 def test_same_images_as_autoaugs_loader(idx_dir):
