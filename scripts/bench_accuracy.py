@@ -138,7 +138,7 @@ def parse_methods(text: str) -> list[tuple[str, str, dict]]:
         items = list(filter(None, (x.strip() for x in (body or "").split(","))))
         if items and method in TUNABLE:  # torchvision's arguments, which plain_train.py reads
             try:
-                _plain_train().fixed_policy(label)
+                _plain_train().policy_steps(label, 28)  # builds torchvision's class: its checks too
             except ValueError as e:
                 raise SystemExit(f"--methods: {e}") from None
             parsed.append((label, method, {}))

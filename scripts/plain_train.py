@@ -9,7 +9,8 @@ standard library, and trains with one of
 * a fixed policy by name: ``none``, ``hflip`` (``RandomHorizontalFlip``), ``randaugment``,
   ``trivialaugment`` (``TrivialAugmentWide``), ``autoaugment`` (``AutoAugment``, its ImageNet
   policy), the last three with their torchvision arguments if wanted
-  (``randaugment[num_ops=3,magnitude=14,interpolation=bilinear]``), or ``hflip-crop-erase``, the hand-made baseline a practitioner tries first:
+  (``randaugment[num_ops=3,magnitude=14,interpolation=bilinear]``), or ``hflip-crop-erase``,
+  the hand-made baseline a practitioner tries first:
   ``RandomCrop(28, padding=4)`` (translations by up to 4 pixels), ``RandomHorizontalFlip`` and
   ``RandomErasing`` (torchvision's defaults: half the images, 2-33% of the image set to 0).
 
@@ -183,7 +184,11 @@ class Images(torch.utils.data.Dataset):
 # ------------------------------------------------------------------------------ the policies
 
 
-TUNABLE = {"randaugment": v2.RandAugment, "trivialaugment": v2.TrivialAugmentWide, "autoaugment": v2.AutoAugment}
+TUNABLE = {
+    "randaugment": v2.RandAugment,
+    "trivialaugment": v2.TrivialAugmentWide,
+    "autoaugment": v2.AutoAugment,
+}
 _TUNABLE_KEYS = {  # their constructors' arguments that take a number or a name
     "randaugment": ("num_ops", "magnitude", "num_magnitude_bins", "interpolation"),
     "trivialaugment": ("num_magnitude_bins", "interpolation"),
@@ -206,7 +211,9 @@ def fixed_policy(text: str) -> tuple[str, dict]:
         key, eq, value = (x.strip() for x in item.partition("="))
         if name not in TUNABLE or not eq or key not in _TUNABLE_KEYS[name]:
             takes = ", ".join(_TUNABLE_KEYS.get(name, ())) or "nothing"
-            raise ValueError(f"{text}: {item!r} is not KEY=VALUE with KEY one of {name}'s arguments ({takes})")
+            raise ValueError(
+                f"{text}: {item!r} is not KEY=VALUE with KEY one of {name}'s arguments ({takes})"
+            )
         choices = {"interpolation": v2.InterpolationMode, "policy": torchvision.transforms.AutoAugmentPolicy}
         if key in choices:
             try:
@@ -235,7 +242,10 @@ def policy_steps(policy: str, image_size: int) -> tuple[list, list]:
     if policy.partition("[")[0] in FIXED_POLICIES:
         name, kwargs = fixed_policy(policy)
         if name in TUNABLE:
-            return [TUNABLE[name](**kwargs)], []
+            try:
+                return [TUNABLE[name](**kwargs)], []
+            except ValueError as e:  # torchvision's own checks (a negative num_ops, ...)
+                raise ValueError(f"{policy}: {e}") from None
         before = {
             "none": [],
             "hflip": [v2.RandomHorizontalFlip()],

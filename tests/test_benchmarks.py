@@ -74,7 +74,9 @@ def test_methods_with_settings_in_brackets():
     assert bench_accuracy.run_name(label) == "randaugment-num_ops3-interpolationbilinear"
     with pytest.raises(SystemExit, match=r"'n_aug=0\.5' is not KEY=VALUE.*num_magnitude_bins, interpolation"):
         bench_accuracy.parse_methods("trivialaugment[n_aug=0.5]")
-    with pytest.raises(SystemExit, match="plain_train.py's policies"):
+    with pytest.raises(SystemExit, match=r"--methods: randaugment\[num_ops=-1\]: "):
+        bench_accuracy.parse_methods("randaugment[num_ops=-1]")  # torchvision's class refuses it
+    with pytest.raises(SystemExit, match=r"plain_train\.py's policies"):
         bench_accuracy.main(["--trainer", "autoaug", "--methods", "randaugment[num_ops=3]"])
     with pytest.raises(SystemExit, match="cannot read"):
         bench_accuracy.parse_methods("mcmc[n_aug=0.5")

@@ -112,9 +112,13 @@ def test_fixed_policies_take_torchvisions_arguments(idx_dir, tmp_path):
     for bad, says in (
         ("randaugment[num_opz=3]", "'num_opz=3' is not KEY=VALUE with KEY one of randaugment's"),
         ("randaugment[num_ops=three]", "num_ops must be an integer, got 'three'"),
-        ("trivialaugment[interpolation=cubic]", "interpolation must be one of nearest, nearest-exact, bilinear"),
+        (
+            "trivialaugment[interpolation=cubic]",
+            "interpolation must be one of nearest, nearest-exact, bilinear",
+        ),
         ("hflip[p=1]", "one of hflip's arguments (nothing)"),
         ("randaugment[num_ops=3", "not a fixed policy"),
+        ("randaugment[num_ops=-1]", "randaugment[num_ops=-1]: "),  # torchvision's own refusal
     ):
         with pytest.raises(ValueError, match=re.escape(says)):
             plain_train.policy_steps(bad, 28)
