@@ -54,6 +54,7 @@ Run:
 from __future__ import annotations
 
 import argparse
+import functools
 import importlib.util
 import json
 import os
@@ -162,8 +163,10 @@ def parse_methods(text: str) -> list[tuple[str, str, dict]]:
     return parsed
 
 
+@functools.cache
 def _plain_train():
-    """scripts/plain_train.py as a module (to check a fixed policy's arguments as it reads them)."""
+    """scripts/plain_train.py as a module (to check a fixed policy's arguments as it reads them),
+    loaded once: parse_methods runs more than once per benchmark."""
     spec = importlib.util.spec_from_file_location("plain_train", PLAIN_TRAIN)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)

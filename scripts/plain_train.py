@@ -194,6 +194,10 @@ _TUNABLE_KEYS = {  # their constructors' arguments that take a number or a name
     "trivialaugment": ("num_magnitude_bins", "interpolation"),
     "autoaugment": ("policy", "interpolation"),
 }
+_NAMED = {
+    "interpolation": v2.InterpolationMode,
+    "policy": torchvision.transforms.AutoAugmentPolicy,
+}  # by value
 
 
 def fixed_policy(text: str) -> tuple[str, dict]:
@@ -214,12 +218,11 @@ def fixed_policy(text: str) -> tuple[str, dict]:
             raise ValueError(
                 f"{text}: {item!r} is not KEY=VALUE with KEY one of {name}'s arguments ({takes})"
             )
-        choices = {"interpolation": v2.InterpolationMode, "policy": torchvision.transforms.AutoAugmentPolicy}
-        if key in choices:
+        if key in _NAMED:
             try:
-                kwargs[key] = choices[key](value.lower())
+                kwargs[key] = _NAMED[key](value.lower())
             except ValueError:
-                names = ", ".join(c.value for c in choices[key])
+                names = ", ".join(c.value for c in _NAMED[key])
                 raise ValueError(f"{text}: {key} must be one of {names}, got {value!r}") from None
         else:
             try:

@@ -89,6 +89,7 @@ def test_settings_search_the_symmetry_space_and_train_in_the_plain_script():
     assert {"hflip", "hflip-crop-erase"} <= set(bench_accuracy.FIXED.split(","))
     plain_train = _load("plain_train")
     assert set(bench_accuracy.FIXED.split(",")) == set(plain_train.FIXED_POLICIES)
+    assert set(bench_accuracy.TUNABLE) == set(plain_train.TUNABLE)  # those whose arguments it takes
     with pytest.raises(SystemExit, match=r"plain_train\.py's policies"):
         bench_accuracy.main(["--setting", "synthetic", "--methods", "none,hflip"])
     with pytest.raises(SystemExit, match="small CNN only"):
