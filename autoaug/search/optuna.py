@@ -14,8 +14,9 @@ Two proxies (``config.optuna.proxy``):
   model is trained once, without augmentation, on the first part for ``config.epochs`` epochs;
   a policy's score is how that model does on the held-out part augmented by the policy
   (``proxy_draws`` draws per image, 3, on a fixed sample of ``proxy_images`` held-out images,
-  1000; ``proxy_score="best"``, Fast AA's: the fraction of images some draw gets right). How far that score predicts a full training's test accuracy is measured
-  by ``scripts/proxy_correlation.py``: in low data, over 16 trained policies it was not chosen on,
+  1000; ``proxy_score="best"``, Fast AA's: the fraction of images some draw gets right). How
+  far that score predicts a full training's test accuracy is measured by
+  ``scripts/proxy_correlation.py``: in low data, over 16 trained policies it was not chosen on,
   Spearman +0.13 with 3 draws, +0.57 with 5; but with 5 the search's best trials are those with
   the label-breaking ops (one right draw in five is enough) and train worse, so 3 stays.
   No training per trial; a trial is a few forward passes, so there is
