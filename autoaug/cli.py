@@ -610,7 +610,7 @@ def cmd_analyze(args: argparse.Namespace) -> None:
     from autoaug.analysis.report import analyze_checkpoint, analyze_run, verdict_table
 
     common = dict(images=args.images, split=args.split, magnitudes=args.magnitudes, lie=not args.no_lie,
-                  per_layer=args.per_layer, progress=True, device=args.device,
+                  per_layer=args.per_layer, progress=not args.no_progress, device=args.device,
                   baseline=not args.no_baseline)  # fmt: skip
     if args.run is not None:
         given = [f for f, v in (("--dataset", args.dataset), ("--model", args.model),
@@ -738,6 +738,7 @@ def build_parser(argv: Sequence[str] = ()) -> argparse.ArgumentParser:
     p.add_argument("--no-baseline", action="store_true",
                    help="skip the untrained copy of the model (about half the time; no verdict uses it)")  # fmt: skip
     p.add_argument("--per-layer", action="store_true", help="also measure each layer's invariance")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar (as `autoaug search --no-progress`)")
     p.add_argument(
         "--magnitudes", type=int, default=4, metavar="K", help="magnitude levels per sign (default 4)"
     )

@@ -121,7 +121,7 @@ def test_analyze_with_lie_per_layer_and_out(run, tmp_path):
 def test_no_baseline_changes_no_verdict(run, tmp_path):
     with_base, without = tmp_path / "with", tmp_path / "without"
     assert main(["analyze", str(run), "--out", str(with_base), *FAST]) == 0
-    assert main(["analyze", str(run), "--out", str(without), "--no-baseline", *FAST]) == 0
+    assert main(["analyze", str(run), "--out", str(without), "--no-baseline", "--no-progress", *FAST]) == 0
     a = json.loads((with_base / FILES["json"]).read_text())
     b = json.loads((without / FILES["json"]).read_text())
     assert a["ops"].keys() == b["ops"].keys()

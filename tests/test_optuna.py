@@ -347,6 +347,20 @@ def test_density_proxy_scores_augmented_held_out_images_and_reloads_its_model(ti
     assert not DensityProxy(ds, base=flip, **settings).fit()["reused"]
 
 
+def test_density_proxy_on_fewer_images_than_a_batch_trains_on_its_whole_part(tiny_glyphs, tmp_path):
+    """A small dataset (here 120 images in the proxy's part, batch_size 200) used to end the
+    search with the loader's 'no batch would be yielded'; the proxy's model now takes its whole
+    part as one batch."""
+    from autoaug.data import load_dataset
+
+    ds = load_dataset(tiny_glyphs, seed=0)
+    proxy = DensityProxy(ds, holdout=0.5, draws=1, seed=0, out=tmp_path / "proxy", epochs=2, batch_size=200)
+    fit, _ = density_split(ds, 0.5, 0)
+    assert proxy.trainer.config.batch_size == len(fit) < 200
+    fitted = proxy.fit()
+    assert fitted["fit_images"] == len(fit) and 0 < fitted["clean_acc"] <= 1
+
+
 def test_density_proxy_scores_a_fixed_sample_of_the_held_out_images(tiny_glyphs, tmp_path):
     from autoaug.data import load_dataset
 

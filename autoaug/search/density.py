@@ -163,6 +163,8 @@ class DensityProxy:
         train.setdefault("val_size", 0.1)
         config = TrainConfig(**train)
         fit, held = density_split(dataset, holdout, seed, config.workers)
+        if len(fit) < config.batch_size:  # a small dataset: the proxy's part still gives a batch an epoch
+            config = TrainConfig(**(train | {"batch_size": len(fit)}))
         held = in_memory(held, config.stream, config.memory_budget, config.workers)
         empty = Split(torch.zeros((0, *fit.images.shape[1:]), dtype=torch.uint8), fit.labels[:0])
         self.dataset = Dataset(dataset.name, fit, empty, held, dataset.num_classes, dataset.class_names,
