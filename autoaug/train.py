@@ -370,6 +370,13 @@ class Trainer:
         mean, std = pixel_stats(self.dataset.train, seed=config.seed)
         self.mean = mean.to(self.device).view(1, -1, 1, 1)
         self.std = std.clamp(min=1e-3).to(self.device).view(1, -1, 1, 1)
+        n = len(self.dataset.train)
+        if n // self.world < config.batch_size:  # no batch an epoch (said before the loaders say it their way)
+            raise ValueError(
+                f"batch_size = {config.batch_size} is more than the {n} training images"
+                f"{f' per process ({self.world} processes)' if self.world > 1 else ''}; "
+                f"expected at most {n // self.world} (--batch-size)"
+            )
         self.loader: DeviceLoader | StreamLoader
         if isinstance(self.dataset.train, FileSplit):
             self.loader = StreamLoader(self.dataset.train, config.batch_size, device=self.device, shuffle=True,
@@ -383,13 +390,6 @@ class Trainer:
                 shuffle=True,
                 drop_last=True,
                 seed=config.seed,
-            )
-        if self._batches_per_epoch() == 0:
-            n = len(self.dataset.train)
-            raise ValueError(
-                f"batch_size = {config.batch_size} is more than the {n} training images"
-                f"{f' per process ({self.world} processes)' if self.world > 1 else ''}; "
-                f"expected at most {n // self.world}"
             )
         self.optimizer = torch.optim.SGD(
             self.model.parameters(),

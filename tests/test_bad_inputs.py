@@ -115,7 +115,7 @@ FLAGS = [
     (["train", "--weight-decay", "-1"], "--weight-decay -1.0: expected a number >= 0"),
     (["train", "--seed", "-1"], "--seed -1: expected an integer >= 0"),
     (["train", "--test-every", "0"], "--test-every 0"),
-    (["train", "--train-size", "32", "--batch-size", "64"], "batch_size 64 is larger than the split"),
+    (["train", "--train-size", "32", "--batch-size", "64"], "batch_size = 64 is more than the 29 training images"),
     (["search", "--n-aug", "0"], "--n-aug 0.0: expected a number > 0"),
     (["search", "--levels", "0"], "--levels 0: expected an integer >= 1"),
     (["search", "--epsilon", "-1"], "--epsilon -1.0: expected a number >= 0"),
@@ -292,6 +292,7 @@ def _dataset_cases(root: Path) -> list[tuple[str, list[str], str]]:
     y = np.arange(20) % 2
     np.savez(d / "float_pixels.npz", x=x.astype(np.float32) / 255, y=y)
     np.savez(d / "no_y.npz", x=x)
+    np.savez(d / "fewer_than_a_batch.npz", x=x, y=y)
     np.savez(d / "negative_labels.npz", x=x, y=y - 1)
     np.savez(d / "label_count.npz", x=x, y=y[:-3])
     np.savez(d / "float_labels.npz", x=x, y=y.astype(np.float32))
@@ -360,6 +361,12 @@ def _dataset_cases(root: Path) -> list[tuple[str, list[str], str]]:
         ("npz_not_a_zip", train(f"npz:{d / 'not_a_zip.npz'}"), "not a readable .npz file"),
         ("npz_truncated", train(f"npz:{d / 'truncated.npz'}"), "not a readable .npz file"),
         ("npz_pickled", train(f"npz:{d / 'pickled.npz'}"), "not a readable .npz file"),
+        (
+            "npz_fewer_images_than_a_batch",  # the loader's own words named drop_last, no flag of ours
+            ["search", "--dataset", f"npz:{d / 'fewer_than_a_batch.npz'}", "--epochs", "1", "--no-progress",
+             "--out", str(root / "out" / "few")],
+            "batch_size = 128 is more than the 14 training images; expected at most 14 (--batch-size)",
+        ),
         ("npz_missing", train(f"npz:{d / 'missing.npz'}"), "no such file"),
         ("folder_empty", train(f"folder:{empty}"), "not an ImageFolder directory"),
         ("folder_no_images", train(f"folder:{no_images}"), "no images found"),
