@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import re
 import sys
 from collections.abc import Callable, Sequence
 from fractions import Fraction
@@ -285,6 +286,17 @@ def cmd_show(args: argparse.Namespace) -> None:
             print(f"history plot written to {draw(run, hist_png)}")
 
 
+def _file_stem(name: str) -> str:
+    """``name`` as part of a file name: a learned policy's name holds its dataset, which can be a
+    path (``mcmc_folder:/data/photos`` -> ``mcmc_folder_data_photos``).
+
+    Examples:
+        >>> _file_stem("mcmc_folder:/data/my photos")
+        'mcmc_folder_data_my_photos'
+    """
+    return re.sub(r"[^\w.-]+", "_", name).strip("_.") or "policy"
+
+
 def cmd_apply(args: argparse.Namespace) -> None:
     import torch
     from torchvision.utils import make_grid, save_image
@@ -308,12 +320,12 @@ def cmd_apply(args: argparse.Namespace) -> None:
     paths = []
     if len(sizes) == 1:
         grid = make_grid(torch.cat(rows), nrow=args.samples + 1, padding=2, pad_value=1.0)
-        path = out_dir / f"{policy.name}_samples.png"
+        path = out_dir / f"{_file_stem(policy.name)}_samples.png"
         save_image(grid, path)
         paths.append(path)
     else:  # images of different sizes: one grid per image
         for i, row in enumerate(rows):
-            path = out_dir / f"{policy.name}_{Path(args.images[i]).stem}.png"
+            path = out_dir / f"{_file_stem(policy.name)}_{Path(args.images[i]).stem}.png"
             save_image(make_grid(row, nrow=args.samples + 1, padding=2, pad_value=1.0), path)
             paths.append(path)
     for p in paths:

@@ -10,7 +10,7 @@ import pytest
 from PIL import Image
 
 from autoaug.cli import main
-from autoaug.policy import Policy
+from autoaug.policy import Policy, load_policy
 
 
 @pytest.fixture
@@ -60,6 +60,17 @@ def test_apply_writes_a_grid(tmp_path, image_files, capsys):
     # Images of different sizes get one grid each.
     assert main(["apply", "randaugment", *map(str, image_files), "--out", str(out_dir / "two")]) == 0
     assert len(list((out_dir / "two").glob("*.png"))) == 2
+
+
+def test_apply_a_policy_named_after_a_folder_dataset(tmp_path, image_files):
+    """A learned policy's name holds its dataset, here a path: the grid's file name must not."""
+    policy = load_policy("randaugment")
+    policy.name = "optuna_folder:/data/my photos"
+    path = tmp_path / "p.json"
+    policy.save(path)
+    out_dir = tmp_path / "out"
+    assert main(["apply", str(path), str(image_files[0]), "--out", str(out_dir), "--samples", "2"]) == 0
+    assert [p.name for p in out_dir.iterdir()] == ["optuna_folder_data_my_photos_samples.png"]
 
 
 def test_export_writes_source(tmp_path):

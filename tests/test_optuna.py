@@ -312,6 +312,17 @@ def test_train_proxy_search_writes_outputs_and_show_reads_them(tiny_glyphs, tmp_
 # ------------------------------------------------------------------------ density proxy
 
 
+def test_train_proxy_on_fewer_images_than_a_batch(tiny_glyphs, tmp_path):
+    """Each trial trains on half of the 216 training images; a batch of 200 used to end the search
+    ('more than the 108 training images'); a trial now trains on its part in one batch."""
+    out = tmp_path / "run"
+    argv = ["search", "--method", "optuna", "--dataset", tiny_glyphs, "--batch-size", "200", "--n-trials", "2",
+            "--proxy", "train", "--trial-epochs", "1", "--no-progress", "--out", str(out)]  # fmt: skip
+    assert main(argv) == 0
+    rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert [r["state"] for r in rows] == ["complete", "complete"] and all(0 < r["val_acc"] <= 1 for r in rows)
+
+
 def test_density_proxy_scores_augmented_held_out_images_and_reloads_its_model(tiny_glyphs, tmp_path):
     from autoaug.data import load_dataset
 
