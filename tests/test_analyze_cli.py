@@ -4,6 +4,8 @@ truth after a default search."""
 
 import json
 import shutil
+import subprocess
+import sys
 
 import pytest
 import torch
@@ -116,6 +118,18 @@ def test_analyze_with_lie_per_layer_and_out(run, tmp_path):
     assert report["ops"]["rotate"]["lie_derivative"] is not None
     assert report["ops"]["color"]["lie_derivative"] is None
     assert InvarianceProfile.load(out / FILES["profile"]).per_layer
+
+
+def test_lie_derivatives_warn_nothing_of_torchs_own(run, tmp_path):
+    """torch's first forward-mode call warns (FutureWarning) that a function it uses inside is
+    deprecated; the user can do nothing about it, so the report does not pass it on. A fresh
+    process, since torch warns once per process."""
+    args = [sys.executable, "-W", "error::FutureWarning", "-m", "autoaug", "analyze", str(run), "--out",
+            str(tmp_path / "a"), "--images", "16", "--magnitudes", "1", "--no-baseline", "--no-progress"]  # fmt: skip
+    done = subprocess.run(args, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "Warning" not in done.stderr
+    assert json.loads((tmp_path / "a" / FILES["json"]).read_text())["ops"]["rotate"]["lie_derivative"] is not None
 
 
 def test_no_baseline_changes_no_verdict(run, tmp_path):
