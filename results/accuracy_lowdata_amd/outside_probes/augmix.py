@@ -1,0 +1,2 @@
+from torchvision.transforms import v2
+transform = v2.AugMix()
