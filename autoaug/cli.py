@@ -750,7 +750,9 @@ def build_parser(argv: Sequence[str] = ()) -> argparse.ArgumentParser:
     p.add_argument("--no-baseline", action="store_true",
                    help="skip the untrained copy of the model (about half the time; no verdict uses it)")  # fmt: skip
     p.add_argument("--per-layer", action="store_true", help="also measure each layer's invariance")
-    p.add_argument("--no-progress", action="store_true", help="no progress bar (as `autoaug search --no-progress`)")
+    p.add_argument(
+        "--no-progress", action="store_true", help="no progress bar (as `autoaug search --no-progress`)"
+    )
     p.add_argument(
         "--magnitudes", type=int, default=4, metavar="K", help="magnitude levels per sign (default 4)"
     )

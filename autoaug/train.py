@@ -371,7 +371,8 @@ class Trainer:
         self.mean = mean.to(self.device).view(1, -1, 1, 1)
         self.std = std.clamp(min=1e-3).to(self.device).view(1, -1, 1, 1)
         n = len(self.dataset.train)
-        if n // self.world < config.batch_size:  # no batch an epoch (said before the loaders say it their way)
+        # no batch an epoch: said here, before the loaders say it in their own words
+        if n // self.world < config.batch_size:
             raise ValueError(
                 f"batch_size = {config.batch_size} is more than the {n} training images"
                 f"{f' per process ({self.world} processes)' if self.world > 1 else ''}; "

@@ -41,7 +41,9 @@ SCORES = ("val_acc", "dev_acc")
 def _spearman():
     """``scripts/proxy_correlation.py``'s Spearman correlation (loaded by path, as bench_accuracy
     loads plain_train)."""
-    spec = importlib.util.spec_from_file_location("proxy_correlation", Path(__file__).with_name("proxy_correlation.py"))
+    spec = importlib.util.spec_from_file_location(
+        "proxy_correlation", Path(__file__).with_name("proxy_correlation.py")
+    )
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module.spearman
@@ -84,7 +86,9 @@ def analyse(results: dict, val_fraction: float = 0.1) -> dict:
     spearman = _spearman()
     table = complete_methods(results)
     if len(table) < 3:
-        raise ValueError(f"need at least 3 methods with a run of every seed {results['seeds']}, found {len(table)}")
+        raise ValueError(
+            f"need at least 3 methods with a run of every seed {results['seeds']}, found {len(table)}"
+        )
     names, seeds = sorted(table), list(results["seeds"])
     setting = results.get("setting", {})
     out: dict = {"setting": setting, "machine": results.get("machine"), "methods": names, "seeds": seeds}
@@ -152,7 +156,12 @@ def format_table(path: str, a: dict) -> str:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("results", nargs="+", metavar="RESULTS.json", help="bench_accuracy.py results files")
-    ap.add_argument("--val-fraction", type=float, default=0.1, help="the validation split's share (plain_train's --val-size)")
+    ap.add_argument(
+        "--val-fraction",
+        type=float,
+        default=0.1,
+        help="the validation split's share (plain_train's --val-size)",
+    )
     ap.add_argument("--out", required=True, metavar="DIR")
     args = ap.parse_args(argv)
     analyses, md = {}, ["# Can the validation split choose the policy?", "",

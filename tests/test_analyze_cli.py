@@ -129,7 +129,10 @@ def test_lie_derivatives_warn_nothing_of_torchs_own(run, tmp_path):
     done = subprocess.run(args, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
     assert "Warning" not in done.stderr
-    assert json.loads((tmp_path / "a" / FILES["json"]).read_text())["ops"]["rotate"]["lie_derivative"] is not None
+    assert (
+        json.loads((tmp_path / "a" / FILES["json"]).read_text())["ops"]["rotate"]["lie_derivative"]
+        is not None
+    )
 
 
 def test_no_baseline_changes_no_verdict(run, tmp_path):

@@ -115,7 +115,10 @@ FLAGS = [
     (["train", "--weight-decay", "-1"], "--weight-decay -1.0: expected a number >= 0"),
     (["train", "--seed", "-1"], "--seed -1: expected an integer >= 0"),
     (["train", "--test-every", "0"], "--test-every 0"),
-    (["train", "--train-size", "32", "--batch-size", "64"], "batch_size = 64 is more than the 29 training images"),
+    (
+        ["train", "--train-size", "32", "--batch-size", "64"],
+        "batch_size = 64 is more than the 29 training images",
+    ),
     (["search", "--n-aug", "0"], "--n-aug 0.0: expected a number > 0"),
     (["search", "--levels", "0"], "--levels 0: expected an integer >= 1"),
     (["search", "--epsilon", "-1"], "--epsilon -1.0: expected a number >= 0"),
@@ -363,8 +366,16 @@ def _dataset_cases(root: Path) -> list[tuple[str, list[str], str]]:
         ("npz_pickled", train(f"npz:{d / 'pickled.npz'}"), "not a readable .npz file"),
         (
             "npz_fewer_images_than_a_batch",  # the loader's own words named drop_last, no flag of ours
-            ["search", "--dataset", f"npz:{d / 'fewer_than_a_batch.npz'}", "--epochs", "1", "--no-progress",
-             "--out", str(root / "out" / "few")],
+            [
+                "search",
+                "--dataset",
+                f"npz:{d / 'fewer_than_a_batch.npz'}",
+                "--epochs",
+                "1",
+                "--no-progress",
+                "--out",
+                str(root / "out" / "few"),
+            ],
             "batch_size = 128 is more than the 14 training images; expected at most 14 (--batch-size)",
         ),
         ("npz_missing", train(f"npz:{d / 'missing.npz'}"), "no such file"),

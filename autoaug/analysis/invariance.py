@@ -705,10 +705,16 @@ def lie_derivative(
         logits = model(image)
         return logits.softmax(-1) if output == "probs" else logits
 
-    with _eval_mode(model if isinstance(model, nn.Module) else None), torch.no_grad(), warnings.catch_warnings():
+    with (
+        _eval_mode(model if isinstance(model, nn.Module) else None),
+        torch.no_grad(),
+        warnings.catch_warnings(),
+    ):
         # torch's first forward-mode call registers its decompositions with torch.jit.script and
         # warns that it is deprecated: torch's own business, not the user's
-        warnings.filterwarnings("ignore", message=r"`torch\.jit\.script` is deprecated", category=FutureWarning)
+        warnings.filterwarnings(
+            "ignore", message=r"`torch\.jit\.script` is deprecated", category=FutureWarning
+        )
         tangent = (moved(eps) - moved(-eps)) / (2 * eps)
         return torch.func.jvp(f, (moved(0.0),), (tangent,))[1]
 

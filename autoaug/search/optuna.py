@@ -486,7 +486,11 @@ def _trial_config(config: SearchConfig, out: Path, images: int) -> TrainConfig:
     fields = TrainConfig.fields()
     values = {k: v for k, v in dataclasses.asdict(config).items() if k in fields}
     values.update(
-        epochs=config.optuna.trial_epochs, out=str(out), progress=False, policy="none", test_every=10**9,
+        epochs=config.optuna.trial_epochs,
+        out=str(out),
+        progress=False,
+        policy="none",
+        test_every=10**9,
         batch_size=min(config.batch_size, images),
     )
     return TrainConfig.from_dict(values)
@@ -672,7 +676,9 @@ class OptunaSearcher(Searcher):
                 -1 if cfg.optuna.proxy_score.endswith("loss") else 1
             )
         step = _ReportingStep(policy, cfg.seed, trial, cfg.optuna.trial_epochs)
-        trainer = _TrialTrainer(_trial_config(cfg, out, len(self.dataset.train)), dataset=self.dataset, step=step)
+        trainer = _TrialTrainer(
+            _trial_config(cfg, out, len(self.dataset.train)), dataset=self.dataset, step=step
+        )
         t0 = time.perf_counter()
         try:
             metrics = trainer.fit()

@@ -1,2 +1,3 @@
 from torchvision.transforms import v2
+
 transform = v2.AugMix()

@@ -1,6 +1,8 @@
-import torch
 from torchvision.transforms import v2
-transform = v2.Compose([
-    v2.RandAugment(interpolation=v2.InterpolationMode.BILINEAR),
-    v2.RandomApply([v2.ElasticTransform(alpha=68.0, sigma=4.0)], p=0.5),
-])
+
+transform = v2.Compose(
+    [
+        v2.RandAugment(interpolation=v2.InterpolationMode.BILINEAR),
+        v2.RandomApply([v2.ElasticTransform(alpha=68.0, sigma=4.0)], p=0.5),
+    ]
+)
