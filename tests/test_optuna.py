@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import glob
 import json
+import math
 import os
 import pwd
 import shutil
@@ -321,6 +322,32 @@ def test_train_proxy_on_fewer_images_than_a_batch(tiny_glyphs, tmp_path):
     assert main(argv) == 0
     rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
     assert [r["state"] for r in rows] == ["complete", "complete"] and all(0 < r["val_acc"] <= 1 for r in rows)
+
+
+def test_a_finished_study_run_again_says_its_summary_and_the_noise(tiny_glyphs, tmp_path, capsys):
+    """Run again on a study with every trial done, the searcher fits no proxy: its summary used to
+    read the proxy's images and end in a traceback. It reads them from the study now, and says
+    how many trials score within the binomial noise of the best."""
+    import re
+
+    argv = ["search", "--method", "optuna", "--dataset", tiny_glyphs, "--batch-size", "32", "--n-trials", "4",
+            "--epochs", "1", "--no-progress", "--out", str(tmp_path / "run")]  # fmt: skip
+    assert main(argv) == 0
+    first = capsys.readouterr().out
+    assert main(argv) == 0
+    again = capsys.readouterr().out
+    assert "0 finished by this worker" in again
+    for out in (first, again):
+        images = int(re.search(r"each of (\d+) held-out images", out).group(1))
+        tied = re.search(
+            r"(\d+) of 4 complete trials score within ([\d.]+) of the best .* over the (\d+) images", out
+        )
+        assert tied and int(tied.group(3)) == images and 1 <= int(tied.group(1)) <= 4
+    rows = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    best = max(r["score"] for r in rows if r["state"] == "complete")
+    se = math.sqrt(best * (1 - best) / images)
+    assert float(tied.group(2)) == pytest.approx(se, abs=1e-4)
+    assert int(tied.group(1)) == sum(r["score"] >= best - se for r in rows if r["state"] == "complete")
 
 
 def test_density_proxy_scores_augmented_held_out_images_and_reloads_its_model(tiny_glyphs, tmp_path):

@@ -644,7 +644,8 @@ class OptunaSearcher(Searcher):
               + (f" (trials score {scored} of them)" if scored < fitted["held_out_images"] else ""), flush=True)  # fmt: skip
         theirs = study.user_attrs.get("proxy_model")
         if theirs is None:
-            study.set_user_attr("proxy_model", {"clean_acc": fitted["clean_acc"], "worker": self.worker})
+            study.set_user_attr("proxy_model", {"clean_acc": fitted["clean_acc"], "worker": self.worker,
+                                                "scored_images": scored})  # fmt: skip
         elif abs(theirs["clean_acc"] - fitted["clean_acc"]) > 0.005:
             print(f"note: this worker's proxy model scores {fitted['clean_acc']:.4f} clean, the study's first "
                   f"{theirs['clean_acc']:.4f} ({theirs['worker']}): other hardware; its scores compare "
@@ -722,6 +723,31 @@ class OptunaSearcher(Searcher):
                 raise TrainingDiverged("three trials in a row diverged (NaN loss); try a lower --lr")
 
     # ----------------------------------------------------------------------- outputs
+
+    def _scored_images(self, study: optuna.Study) -> int | str:
+        """The held-out images a trial is scored on: this worker's proxy's, else as the study
+        recorded them when its proxy model was first fitted ("?" for a study from before)."""
+        if self.config.optuna.proxy == "train":
+            return len(self.dataset.val) if self.dataset is not None else "?"
+        if self.proxy is not None:
+            return len(self.proxy.rows)
+        return study.user_attrs.get("proxy_model", {}).get("scored_images", "?")
+
+    def _noise_line(self, study: optuna.Study, best: FrozenTrial | None) -> str | None:
+        """A line saying how many complete trials score within the noise of the best one (the
+        binomial standard error of an accuracy over the images the trials are scored on), for
+        the scores that are accuracies; None where that is not known here (a loss score, or a
+        worker that scored no trial)."""
+        cfg = self.config
+        if best is None or (cfg.optuna.proxy == "density" and cfg.optuna.proxy_score.endswith("loss")):
+            return None
+        images = self._scored_images(study)
+        values = [t.value for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))]
+        if not isinstance(images, int) or not images or not values:
+            return None
+        tied, se = tied_with_best(values, images)
+        return (f"{tied} of {len(values)} complete trials score within {se:.4f} of the best (one binomial standard "
+                f"error over the {images} images they are scored on): the scores do not tell those apart")  # fmt: skip
 
     def write_outputs(self, study: optuna.Study) -> dict[str, Any]:
         """Write the best policy, the trial table, the plots and the study's address."""
@@ -822,7 +848,7 @@ class OptunaSearcher(Searcher):
             what = (
                 (
                     f"density score {best.value:.4f} ({cfg.optuna.proxy_score} over {cfg.optuna.proxy_draws} augmented draws of "
-                    f"each of {len(self.proxy.rows)} held-out images; mean accuracy {best.user_attrs.get('acc', math.nan):.4f})"
+                    f"each of {self._scored_images(study)} held-out images; mean accuracy {best.user_attrs.get('acc', math.nan):.4f})"
                 )
                 if best
                 else ""
@@ -830,6 +856,7 @@ class OptunaSearcher(Searcher):
         else:
             what = (f"validation accuracy {best.value:.4f} after {cfg.optuna.trial_epochs} epochs "
                     f"(test {best.user_attrs.get('test_acc', math.nan):.4f})") if best else ""  # fmt: skip
+        noise = self._noise_line(study, best)
         lines = [
             f"study {self.study_name!r}: {counts['complete']} complete, {counts['pruned']} pruned, "
             f"{counts['fail']} failed trials ({finished_here} finished by this worker)",
@@ -846,10 +873,26 @@ class OptunaSearcher(Searcher):
             f"metrics.jsonl (one line per trial), {', '.join(p.name for p in plots)}, config.yaml, trials/",
             f"the study: optuna-dashboard {public_url(self.url)}",
         ]
+        if noise:
+            lines.insert(2, noise)
         summary = {**metrics, "study": self.study_name, "storage": public_url(self.url),
                    "best_trial": best.number if best else None, "trials": counts,
                    "finished_by_worker": finished_here, "lines": lines}  # fmt: skip
         return SearchResult(policy=outputs["policy"], metrics=metrics, out=self.out, summary=summary)
+
+
+def tied_with_best(values: list[float], images: int) -> tuple[int, float]:
+    """How many of ``values`` (accuracies, each over the same ``images`` images) lie within one
+    binomial standard error of the best of them, and that error: scores that close are not told
+    apart by the images they were measured on.
+
+    Examples:
+        >>> tied_with_best([0.80, 0.78, 0.70], 100)
+        (2, 0.04)
+    """
+    best = max(values)
+    se = math.sqrt(best * (1 - best) / images)
+    return sum(v >= best - se for v in values), se
 
 
 def _trial_row(t: FrozenTrial) -> dict[str, Any]:
