@@ -105,7 +105,9 @@ def main(argv: list[str] | None = None) -> int:
     out.mkdir(parents=True, exist_ok=True)
     (out / "results.json").write_text(json.dumps(results, indent=1))
     md = format_table(results)
-    (out / "results.md").write_text(f"`python scripts/strength_signal.py {' '.join(args.runs)} --out {args.out}`\n\n{md}")
+    (out / "results.md").write_text(
+        f"`python scripts/strength_signal.py {' '.join(args.runs)} --out {args.out}`\n\n{md}"
+    )
     print(md)
     return 0
 

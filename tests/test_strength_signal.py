@@ -29,7 +29,9 @@ def run(tmp_path_factory):
 
 
 def test_tables_the_search_models_loss_clean_and_under_each_randaugment(run, tmp_path):
-    assert strength_signal.main([str(run), "--images", "100", "--draws", "1", "--out", str(tmp_path / "o")]) == 0
+    assert (
+        strength_signal.main([str(run), "--images", "100", "--draws", "1", "--out", str(tmp_path / "o")]) == 0
+    )
     (result,) = json.loads((tmp_path / "o" / "results.json").read_text())
     assert result["train_images"] == 100 and result["epsilon"] == pytest.approx(0.6)
     assert list(result["rows"]) == ["clean"] + [f"N{n} M{m}" for n, m in strength_signal.VARIANTS]
