@@ -342,12 +342,16 @@ def test_a_finished_study_run_again_says_its_summary_and_the_noise(tiny_glyphs, 
         tied = re.search(
             r"(\d+) of 4 complete trials score within ([\d.]+) of the best .* over the (\d+) images", out
         )
-        assert tied and int(tied.group(3)) == images and 1 <= int(tied.group(1)) <= 4
+        alone = re.search(r"no other of the 4 complete trials scores within ([\d.]+) of the best .* over the (\d+) "
+                          "images", out)  # fmt: skip
+        assert bool(tied) != bool(alone)
+        n_tied, se_said, over = (int(tied[1]), tied[2], tied[3]) if tied else (1, alone[1], alone[2])
+        assert int(over) == images and 1 <= n_tied <= 4
     rows = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
     best = max(r["score"] for r in rows if r["state"] == "complete")
     se = math.sqrt(best * (1 - best) / images)
-    assert float(tied.group(2)) == pytest.approx(se, abs=1e-4)
-    assert int(tied.group(1)) == sum(r["score"] >= best - se for r in rows if r["state"] == "complete")
+    assert float(se_said) == pytest.approx(se, abs=1e-4)
+    assert n_tied == sum(r["score"] >= best - se for r in rows if r["state"] == "complete")
 
 
 def test_density_proxy_scores_augmented_held_out_images_and_reloads_its_model(tiny_glyphs, tmp_path):

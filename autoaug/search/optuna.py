@@ -746,8 +746,11 @@ class OptunaSearcher(Searcher):
         if not isinstance(images, int) or not images or not values:
             return None
         tied, se = tied_with_best(values, images)
-        return (f"{tied} of {len(values)} complete trials score within {se:.4f} of the best (one binomial standard "
-                f"error over the {images} images they are scored on): the scores do not tell those apart")  # fmt: skip
+        noise = f"(one binomial standard error over the {images} images they are scored on)"
+        if tied == 1:
+            return f"no other of the {len(values)} complete trials scores within {se:.4f} of the best {noise}"
+        return (f"{tied} of {len(values)} complete trials score within {se:.4f} of the best {noise}: the scores "
+                "do not tell those apart")  # fmt: skip
 
     def write_outputs(self, study: optuna.Study) -> dict[str, Any]:
         """Write the best policy, the trial table, the plots and the study's address."""
