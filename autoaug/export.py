@@ -40,6 +40,7 @@ from __future__ import annotations
 import functools
 import inspect
 import io
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -58,14 +59,15 @@ _DIGITS = 6  # floats in the export are rounded once, so object and source agree
 
 # ------------------------------------------------------------------------------ the wrapper
 # KeepInputType is copied verbatim into the exported source (inspect.getsource), so it may use
-# only torch, tv_tensors, v2 and F, and no annotations that name anything else.
+# only warnings, torch, tv_tensors, v2 and F, and no annotations that name anything else.
 
 
 class KeepInputType(v2.Transform):
     """Runs ``inner`` on the image as float32 in [0, 1] and returns it in the type it came in.
 
     uint8 (any integer) tensor in, the same dtype out, rounded to the nearest level; float in,
-    float out (its dtype); PIL in (mode L or RGB), PIL out; ``tv_tensors.Image``/``Video``
+    float out (its dtype); PIL in (mode L, RGB, LA or RGBA), PIL out, the alpha channel moved by
+    the geometric ops (as a mask is) and left alone by the others; ``tv_tensors.Image``/``Video``
     keep their type. Other tv_tensors (masks, boxes) and non-image values pass through, as in
     torchvision's AutoAugment. A batch (…×C×H×W) is one draw for all its images.
     """
@@ -80,8 +82,21 @@ class KeepInputType(v2.Transform):
         if isinstance(inpt, tv_tensors.TVTensor) and not isinstance(inpt, self.image_types):
             return inpt  # a mask, boxes: not an image
         if not isinstance(inpt, torch.Tensor):  # a PIL image
+            if inpt.mode in ("LA", "RGBA"):  # the alpha channel moves with the geometric ops only
+                x = F.pil_to_tensor(inpt)
+                with warnings.catch_warnings():  # erasing says it leaves a mask alone: as meant here
+                    warnings.filterwarnings(
+                        "ignore", message=".*passing through inputs of type tv_tensors.Mask"
+                    )
+                    out, alpha = self.inner(
+                        tv_tensors.Image(x[:-1].to(torch.float32) / 255), tv_tensors.Mask(x[-1:])
+                    )
+                out = (out.as_subclass(torch.Tensor) * 255).round().clamp(0, 255).to(torch.uint8)
+                return F.to_pil_image(torch.cat([out, alpha.as_subclass(torch.Tensor)]), mode=inpt.mode)
             if inpt.mode not in ("L", "RGB"):
-                raise ValueError(f"expected a PIL image in mode 'L' or 'RGB', got mode {inpt.mode!r}")
+                raise ValueError(
+                    f"expected a PIL image in mode 'L', 'RGB', 'LA' or 'RGBA', got mode {inpt.mode!r}"
+                )
             return F.to_pil_image(self.transform(F.pil_to_tensor(inpt), params), mode=inpt.mode)
         x = inpt.as_subclass(torch.Tensor)
         if x.is_floating_point():
@@ -284,6 +299,7 @@ def to_source(policy: Policy, image_size: Sequence[int] | None = None) -> str:
         '"""',
         "",
         "import functools",
+        "import warnings",
         "",
         "import torch",
         "from torchvision import tv_tensors",
