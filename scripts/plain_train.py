@@ -168,6 +168,32 @@ def draw_splits(
     return taken[order[n_val:].sort().values], taken[order[:n_val].sort().values]
 
 
+def draw_fold(
+    labels: torch.Tensor, pool: torch.Tensor, fold: int, folds: int, seed: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Fold ``fold`` of ``folds`` of the images ``pool`` (indices into ``labels``), for
+    cross-validation: each class's images of the pool in a seeded order, dealt to the folds in
+    turn (each class continuing where the last one stopped, so the folds differ in size by at
+    most one image); returns (training, held-out) indices. The folds part the pool: each image is
+    held out by exactly one, and every fold holds every class in proportion.
+
+    Raises:
+        ValueError: ``fold`` outside ``0 .. folds - 1`` or fewer than 2 folds.
+    """
+    if folds < 2 or not 0 <= fold < folds:
+        raise ValueError(f"--fold: expected K/N with N >= 2 and 0 <= K < N, got {fold}/{folds}")
+    perm = torch.randperm(len(pool), generator=_generator(seed, "split/folds"))
+    lab = labels[pool][perm]
+    which = torch.empty(len(pool), dtype=torch.int64)
+    dealt = 0
+    for c in lab.unique().tolist():
+        members = perm[lab == c]
+        which[members] = (torch.arange(len(members)) + dealt) % folds
+        dealt += len(members)
+    held = which == fold
+    return pool[~held], pool[held]
+
+
 class Images(torch.utils.data.Dataset):
     """uint8 images (N×C×H×W) and labels; ``transform`` maps one C×H×W image to a float tensor."""
 
@@ -324,6 +350,10 @@ def train(args: argparse.Namespace, command: str = "") -> dict:
     torch.set_num_threads(args.threads)
     data = load_idx_dir(Path(args.data_root))
     train_idx, val_idx = draw_splits(data["train_labels"], args.train_size, args.val_size, args.seed)
+    if args.fold:  # cross-validation over the drawn images: one fold held out instead of the split
+        fold, folds = args.fold
+        pool = torch.cat([train_idx, val_idx]).sort().values
+        train_idx, val_idx = draw_fold(data["train_labels"], pool, fold, folds, args.seed)
     train_x, train_y = data["train_images"][train_idx], data["train_labels"][train_idx]
     val_x, val_y = data["train_images"][val_idx], data["train_labels"][val_idx]
     dev_idx = draw_dev(data["train_labels"], torch.cat([train_idx, val_idx]), args.dev_size)
@@ -408,6 +438,17 @@ def train(args: argparse.Namespace, command: str = "") -> dict:
     }
 
 
+def _fold(text: str) -> tuple[int, int]:
+    """``K/N`` -> ``(K, N)``."""
+    try:
+        k, n = (int(v) for v in text.split("/"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected K/N, two integers, got {text!r}") from None
+    if n < 2 or not 0 <= k < n:
+        raise argparse.ArgumentTypeError(f"expected K/N with N >= 2 and 0 <= K < N, got {text!r}")
+    return k, n
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(
         description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
@@ -426,6 +467,13 @@ def main(argv: list[str] | None = None) -> int:
         default=0,
         help="also report the accuracy on this many training images that were not drawn (a "
         "development set for choosing a design without looking at the test images)",
+    )
+    ap.add_argument(
+        "--fold",
+        type=_fold,
+        metavar="K/N",
+        help="cross-validation: the drawn images (training and validation together) in N "
+        "class-proportional folds, fold K (0 to N-1) held out as the validation images",
     )
     ap.add_argument("--epochs", type=int, default=15)
     ap.add_argument("--batch-size", type=int, default=128)

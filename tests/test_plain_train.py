@@ -158,3 +158,27 @@ def test_bad_policy_names_the_value(idx_dir, tmp_path, capsys):
     assert plain_train.main(_args(idx_dir, tmp_path / "x.json", "--policy", "flipflop")) == 2
     err = capsys.readouterr().err
     assert "'flipflop'" in err and "hflip-crop-erase" in err and not (tmp_path / "x.json").exists()
+
+
+def test_folds_part_the_drawn_images_with_every_class_in_each(idx_dir, tmp_path, capsys):
+    """--fold K/N: the N folds of the drawn images are disjoint, cover them, hold each class in
+    proportion, and a run holds out its fold as the validation images."""
+    labels = torch.arange(1000) % 10
+    pool = torch.randperm(1000, generator=torch.Generator().manual_seed(0))[:403].sort().values
+    held = [plain_train.draw_fold(labels, pool, k, 5, seed=3) for k in range(5)]
+    assert torch.equal(torch.cat([h for _, h in held]).sort().values, pool)
+    for train, h in held:
+        assert torch.equal(torch.cat([train, h]).sort().values, pool) and len(h) in (80, 81)
+        per_class = torch.bincount(labels[h], minlength=10)
+        assert (per_class - torch.bincount(labels[pool], minlength=10) / 5).abs().max() <= 1
+    assert not torch.equal(plain_train.draw_fold(labels, pool, 0, 5, seed=4)[1], held[0][1])
+    with pytest.raises(ValueError, match="--fold"):
+        plain_train.draw_fold(labels, pool, 5, 5, seed=0)
+    # A run: 256 drawn images, 4 folds, fold 1 held out.
+    out = tmp_path / "f.json"
+    assert plain_train.main(_args(idx_dir, out, "--fold", "1/4", "--batch-size", "32")) == 0
+    settings = json.loads(out.read_text())["settings"]
+    assert settings["val_images"] == 64 and settings["train_images"] == 192
+    with pytest.raises(SystemExit) as refused:
+        plain_train.main(_args(idx_dir, out, "--fold", "4/4"))
+    assert refused.value.code == 2 and "0 <= K < N, got '4/4'" in capsys.readouterr().err
