@@ -42,6 +42,11 @@ Run:
     python scripts/plain_train.py --policy runs/search/policy_tv.py --seed 1 --out results/plain/mcmc_s1.json
     python scripts/plain_train.py --policy trivialaugment --train-size 1000 --epochs 60 --out results/plain/ta.json
     python scripts/plain_train.py --policy "randaugment[num_ops=3]" --out results/plain/ra3.json
+    python scripts/plain_train.py --policy randaugment --train-size 1000 --epochs 60 --fold 2/5 --out f2.json
+
+``--fold K/N`` cross-validates: the drawn images (training and validation together) are dealt
+into N folds that keep the classes in proportion, and fold K is held out as the validation
+images (``scripts/kfold_selection.py`` runs all N and pools them).
 """
 
 from __future__ import annotations
