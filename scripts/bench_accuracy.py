@@ -525,7 +525,9 @@ def bench(args: argparse.Namespace, out: Path) -> None:
         results = {**earlier["methods"], **results}
         # Fixed policies first, then the searchers, each in the order the defaults name them.
         canon = [*FIXED.split(","), *SEARCH.split(",")]
-        results = dict(sorted(results.items(), key=lambda kv: canon.index(kv[0]) if kv[0] in canon else len(canon)))
+        results = dict(
+            sorted(results.items(), key=lambda kv: canon.index(kv[0]) if kv[0] in canon else len(canon))
+        )
         summary["methods"] = results
         if kept:
             summary["kept"] = {
