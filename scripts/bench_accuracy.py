@@ -515,6 +515,7 @@ def bench(args: argparse.Namespace, out: Path) -> None:
         "setting": {k: getattr(args, k) for k in SETTING_KEYS},
         "seeds": seeds,
         "machine": machine,
+        "kernels": _plain_train().kernel_fingerprint(),
         "command": "python " + " ".join(sys.argv),
         "methods": results,
     }
@@ -533,8 +534,17 @@ def bench(args: argparse.Namespace, out: Path) -> None:
             summary["kept"] = {
                 "methods": kept,
                 "machine": earlier.get("machine"),
+                "kernels": earlier.get("kernels"),
                 "command": earlier.get("command"),
             }
+            if earlier.get("kernels") != summary["kernels"]:
+                print(
+                    f"warning: rows kept from {out / 'results.json'} ({', '.join(kept)}) were trained on other "
+                    f"kernels ({earlier.get('kernels') or 'not recorded'}; here {summary['kernels']}): one seed "
+                    "may give another accuracy here, so they compare with this run's rows only as other "
+                    "measurements, not run for run",
+                    file=sys.stderr,
+                )
     base = results.get("none", {}).get("seconds_per_run")
     for r in results.values():  # recomputed here: `none` may be a kept row, or run only now
         if "search_seconds" in r:
@@ -554,7 +564,7 @@ def format_table(summary: dict, args: argparse.Namespace) -> str:
     lines = [
         f"{args.dataset}, {args.train_size or 'all'} training images, {args.model}, {args.epochs} epochs, "
         f"searchers in the `{args.space}` space, seeds {seeds}; every policy trained by {trainer}; "
-        f"{summary['machine']}",
+        f"{summary['machine']}" + (f", CPU kernels {summary['kernels']}" if summary.get("kernels") else ""),
         "",
         "| method | test accuracy (mean ± std) | per seed | in-search accuracy | search cost (× none) "
         "| search s (median) | training s (median) |",
@@ -601,7 +611,14 @@ def format_table(summary: dict, args: argparse.Namespace) -> str:
         lines.append("† a search resumed after an interruption: its time counts from the resume.")
     if "kept" in summary:
         k = summary["kept"]
-        lines.append(f"Rows kept from an earlier run ({', '.join(k['methods'])}): {k['machine']}.")
+        same = k.get("kernels") == summary.get("kernels")
+        kernels = (
+            f"the same kernels ({summary['kernels']})"
+            if same
+            else f"other kernels ({k.get('kernels') or 'not recorded'}; this run {summary.get('kernels')}): "
+            "not comparable run for run"
+        )
+        lines.append(f"Rows kept from an earlier run ({', '.join(k['methods'])}): {k['machine']}, {kernels}.")
     return "\n".join(lines)
 
 

@@ -4,6 +4,9 @@ generated IDX data)."""
 
 import importlib.util
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -96,7 +99,7 @@ def test_settings_search_the_symmetry_space_and_train_in_the_plain_script():
         bench_accuracy.main(["--setting", "gpu", "--trainer", "plain"])
 
 
-def test_a_tiny_benchmark_reports_what_each_run_measured_and_reuses_runs(idx_dir, tmp_path):
+def test_a_tiny_benchmark_reports_what_each_run_measured_and_reuses_runs(idx_dir, tmp_path, capsys):
     """none and an mcmc variant, seed 0: mcmc's policy exported and retrained in plain_train.py;
     the table holds each run's own numbers; a second benchmark reuses the runs and keeps the row."""
     bench_accuracy.main(["--methods", "none,mcmc[n_aug=0.5]", *_common(idx_dir, tmp_path, "0")])
@@ -141,6 +144,18 @@ def test_a_tiny_benchmark_reports_what_each_run_measured_and_reuses_runs(idx_dir
     again = json.loads((tmp_path / "results.json").read_text())
     assert again["methods"]["none"] == none and again["methods"]["mcmc[n_aug=0.5]"] == mcmc
     assert again["kept"]["methods"] == ["mcmc[n_aug=0.5]"]
+    assert {p: p.stat().st_mtime_ns for p in stamps} == stamps
+    # Both runs on this machine's kernels, which the plain trainings recorded too: the kept row says so.
+    assert again["kernels"] == result["kernels"] == plain["kernels"] == none_plain["kernels"]
+    footer = (tmp_path / "results.md").read_text()
+    assert f"Rows kept from an earlier run (mcmc[n_aug=0.5]): {result['machine']}, the same kernels" in footer
+    # The earlier results.json as another machine would have left it: its kept row is flagged.
+    again["kernels"] = "0123456789ab"
+    (tmp_path / "results.json").write_text(json.dumps(again))
+    bench_accuracy.main(["--methods", "none", *_common(idx_dir, tmp_path, "0")])
+    assert "were trained on other kernels (0123456789ab" in capsys.readouterr().err
+    footer = (tmp_path / "results.md").read_text()
+    assert f"other kernels (0123456789ab; this run {result['kernels']}): not comparable run for run" in footer
     assert {p: p.stat().st_mtime_ns for p in stamps} == stamps
     # A finished search is reused only with the settings it was searched with.
     with pytest.raises(SystemExit, match=r"other settings \(mcmc.epsilon\)"):
@@ -233,3 +248,29 @@ def test_plain_train_reports_a_development_set_outside_the_drawn_images(idx_dir,
     assert 0 <= result["dev_acc"] <= 1 and result["settings"]["dev_images"] == 60
     assert plain_train.main([*argv, "--out", str(tmp_path / "none.json")]) == 0
     assert json.loads((tmp_path / "none.json").read_text())["dev_acc"] is None
+
+
+def _fingerprint_in_a_new_process(**env: str) -> str:
+    code = (
+        "import importlib.util; "
+        f"spec = importlib.util.spec_from_file_location('plain_train', {str(ROOT / 'scripts' / 'plain_train.py')!r}); "
+        "m = importlib.util.module_from_spec(spec); spec.loader.exec_module(m); print(m.kernel_fingerprint())"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], env={**os.environ, **env}, capture_output=True, text=True, check=True
+    )
+    return done.stdout.strip()
+
+
+def test_the_kernel_fingerprint_names_the_kernels_not_the_process():
+    """The same in two processes on this machine; another one where torch runs its portable kernels
+    (ATEN_CPU_CAPABILITY=default, what a CPU without AVX would run), with platform, torch version
+    and thread count unchanged."""
+    import torch
+
+    here = _fingerprint_in_a_new_process()
+    assert len(here) == 12 and int(here, 16) >= 0
+    assert _fingerprint_in_a_new_process() == here
+    if torch.backends.cpu.get_cpu_capability() == "DEFAULT":
+        pytest.skip("this CPU already runs torch's portable kernels")
+    assert _fingerprint_in_a_new_process(ATEN_CPU_CAPABILITY="default") != here
