@@ -53,6 +53,7 @@ from __future__ import annotations
 
 import argparse
 import gzip
+import hashlib
 import json
 import math
 import os
@@ -338,8 +339,6 @@ def kernel_fingerprint() -> str:
     for bit. Platform, torch version and thread count can agree while the CPU's kernels differ
     (one seed then gives another accuracy); two runs with the same fingerprint share the
     kernels these layers use, two with different ones do not."""
-    import hashlib
-
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
