@@ -299,6 +299,40 @@ def policy_steps(policy: str, image_size: int) -> tuple[list, list]:
     return [exported], []
 
 
+MIXES = ("none", "mixup", "cutmix", "mixup-or-cutmix")
+
+
+def batch_mix(text: str, num_classes: int) -> v2.Transform | None:
+    """``cutmix[alpha=0.5]`` -> torchvision's ``v2.CutMix(alpha=0.5, num_classes=...)``: a
+    transform of whole batches (images and labels), applied after the ``DataLoader`` as
+    torchvision's documentation places ``MixUp`` and ``CutMix``; ``mixup-or-cutmix`` picks one
+    of the two per batch (``RandomChoice``); ``none``: no such step.
+
+    Raises:
+        ValueError: not one of :data:`MIXES`, or an argument other than ``alpha`` > 0.
+    """
+    name, bracket, body = text.partition("[")
+    if name not in MIXES or (bracket and not body.endswith("]")):
+        raise ValueError(f"--mix: expected one of {', '.join(MIXES)} (with [alpha=A]), got {text!r}")
+    kwargs: dict = {}
+    for item in filter(None, (x.strip() for x in body[:-1].split(","))):
+        key, _, value = (x.strip() for x in item.partition("="))
+        try:
+            alpha = float(value) if key == "alpha" else -1.0
+        except ValueError:
+            alpha = -1.0
+        if name == "none" or not alpha > 0:
+            raise ValueError(f"--mix {text}: {item!r} is not alpha=A with A > 0")
+        kwargs["alpha"] = alpha
+    if name == "none":
+        return None
+    if name == "mixup-or-cutmix":
+        return v2.RandomChoice(
+            [v2.MixUp(num_classes=num_classes, **kwargs), v2.CutMix(num_classes=num_classes, **kwargs)]
+        )
+    return (v2.MixUp if name == "mixup" else v2.CutMix)(num_classes=num_classes, **kwargs)
+
+
 # ---------------------------------------------------------------------------------- the model
 
 
@@ -407,8 +441,9 @@ def train(args: argparse.Namespace, command: str = "") -> dict:
     if len(loader) == 0:
         raise ValueError(f"--batch-size {args.batch_size} is more than the {len(train_y)} training images")
 
-    torch.manual_seed(args.seed)  # the initial weights (and the augmentation when --workers 0)
+    torch.manual_seed(args.seed)  # the initial weights, the batch mix (and the augmentation when --workers 0)
     num_classes = int(data["train_labels"].max()) + 1
+    mix = batch_mix(args.mix, num_classes)
     model = SmallCNN(train_x.shape[1], num_classes)
     optimizer = torch.optim.SGD(
         model.parameters(), lr=args.lr, momentum=0.9, nesterov=True, weight_decay=5e-4
@@ -424,8 +459,11 @@ def train(args: argparse.Namespace, command: str = "") -> dict:
         t_epoch = time.perf_counter()
         total_loss, correct, seen = 0.0, 0, 0
         for x, y in loader:
+            if mix is not None:  # soft labels: the mixed images' label proportions
+                x, y = mix(x, y)
             logits = model(x)
             loss = loss_fn(logits, y)
+            y = y.argmax(1) if y.ndim == 2 else y  # the training accuracy counts the larger share
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
@@ -460,6 +498,7 @@ def train(args: argparse.Namespace, command: str = "") -> dict:
             "dev_images": len(dev_idx),
             "test_images": len(data["test_labels"]),
             "transform": repr(transform),
+            "batch_transform": repr(mix) if mix is not None else None,
             "command": command,
             "versions": {
                 "python": platform.python_version(),
@@ -507,6 +546,12 @@ def main(argv: list[str] | None = None) -> int:
         help="cross-validation: the drawn images (training and validation together) in N "
         "class-proportional folds, fold K (0 to N-1) held out as the validation images",
     )
+    ap.add_argument(
+        "--mix",
+        default="none",
+        help=f"a step on whole batches after the DataLoader: {', '.join(MIXES)}, "
+        "with torchvision's alpha if wanted (cutmix[alpha=0.5])",
+    )
     ap.add_argument("--epochs", type=int, default=15)
     ap.add_argument("--batch-size", type=int, default=128)
     ap.add_argument("--lr", type=float, default=0.1)
@@ -528,6 +573,10 @@ def main(argv: list[str] | None = None) -> int:
             "--workers, --seed and --dev-size must be >= 0 and --lr > 0, got "
             f"{args.workers}, {args.seed}, {args.dev_size}, {args.lr}"
         )
+    try:
+        batch_mix(args.mix, 2)  # its errors now, before the data is read
+    except ValueError as e:
+        ap.error(str(e))
     try:
         result = train(
             args, "python scripts/plain_train.py " + " ".join(sys.argv[1:] if argv is None else argv)
