@@ -4,7 +4,9 @@ model, epochs and seeds for every method.
 
 Methods are fixed policies (``none``, ``hflip``, ``hflip-crop-erase``, ``randaugment``,
 ``trivialaugment``, ``autoaugment``: plain_train.py's names) and the searchers (``mcmc``,
-``bilevel``, ``optuna``, in the setting's space). A searcher's run searches a policy
+``bilevel``, ``optuna``, in the setting's space); any of them may be followed by ``+MIX``,
+plain_train.py's ``--mix`` (``randaugment+cutmix``: MixUp or CutMix on whole batches after the
+DataLoader, ``--trainer plain`` only). A searcher's run searches a policy
 (``OUT/runs/<method>_s<seed>/search/``), exports it as a user would
 (``autoaug export search/policy.json --out policy_tv.py``) and trains it from scratch with
 plain_train.py (``plain.json``); a fixed policy's run is only the plain training. Every process
@@ -48,6 +50,7 @@ Run:
     python scripts/bench_accuracy.py --methods none,hflip,mcmc --seeds 0 --out /tmp/accuracy
     python scripts/bench_accuracy.py --methods "mcmc[n_aug=1],optuna[n_trials=40]"  # searcher variants
     python scripts/bench_accuracy.py --methods "randaugment[num_ops=3,magnitude=14]"  # torchvision's arguments
+    python scripts/bench_accuracy.py --methods "randaugment+cutmix,optuna+mixup[alpha=0.2]"  # batch mixing
     python scripts/bench_accuracy.py --setting gpu --out results/accuracy_gpu
 """
 
@@ -131,7 +134,13 @@ def parse_methods(text: str) -> list[tuple[str, str, dict]]:
     for label in (m.strip() for m in re.split(r",(?![^\[]*\])", text)):
         if not label:
             continue
-        match = re.fullmatch(r"([\w.-]+)(?:\[(.*)\])?", label)
+        base, mix = split_mix(label)
+        if mix:
+            try:
+                _plain_train().batch_mix(mix, 2)
+            except ValueError as e:
+                raise SystemExit(f"--methods: {label}: {e}") from None
+        match = re.fullmatch(r"([\w.-]+)(?:\[(.*)\])?", base)
         if not match:
             raise SystemExit(f"--methods: cannot read {label!r}; write METHOD or METHOD[key=value,...]")
         method, body = match.group(1), match.group(2)
@@ -139,7 +148,7 @@ def parse_methods(text: str) -> list[tuple[str, str, dict]]:
         items = list(filter(None, (x.strip() for x in (body or "").split(","))))
         if items and method in TUNABLE:  # torchvision's arguments, which plain_train.py reads
             try:
-                _plain_train().policy_steps(label, 28)  # builds torchvision's class: its checks too
+                _plain_train().policy_steps(base, 28)  # builds torchvision's class: its checks too
             except ValueError as e:
                 raise SystemExit(f"--methods: {e}") from None
             parsed.append((label, method, {}))
@@ -161,6 +170,13 @@ def parse_methods(text: str) -> list[tuple[str, str, dict]]:
             overrides[key] = yaml.safe_load(value)
         parsed.append((label, method, overrides))
     return parsed
+
+
+def split_mix(label: str) -> tuple[str, str]:
+    """``randaugment[magnitude=5]+cutmix[alpha=0.5]`` -> the policy and plain_train.py's ``--mix``
+    (``""`` when the label has no ``+``)."""
+    base, plus, mix = label.partition("+")
+    return base.strip(), mix.strip() if plus else ""
 
 
 @functools.cache
@@ -280,10 +296,11 @@ def export_policy(policy: Path, out: Path, tag: str) -> Path:
     return out
 
 
-def plain_settings(policy: str, seed: int, args: argparse.Namespace) -> dict:
+def plain_settings(policy: str, seed: int, args: argparse.Namespace, mix: str = "") -> dict:
     """What a plain training must have been run with to be reused (plain_train.py's names)."""
     return {
         "policy": policy,
+        **({"mix": mix} if mix else {}),
         "data_root": args.data_root,
         "train_size": args.train_size,
         "epochs": args.epochs,
@@ -294,10 +311,11 @@ def plain_settings(policy: str, seed: int, args: argparse.Namespace) -> dict:
     }
 
 
-def run_plain(policy: str, seed: int, args: argparse.Namespace, out: Path, tag: str) -> dict:
-    """scripts/plain_train.py with ``policy`` (a fixed policy's name or an exported ``.py``) in a
-    subprocess; its JSON, reused when one of the same settings is there."""
-    want = plain_settings(policy, seed, args)
+def run_plain(policy: str, seed: int, args: argparse.Namespace, out: Path, tag: str, mix: str = "") -> dict:
+    """scripts/plain_train.py with ``policy`` (a fixed policy's name or an exported ``.py``) and
+    ``mix`` (its ``--mix``, if any) in a subprocess; its JSON, reused when one of the same
+    settings is there."""
+    want = plain_settings(policy, seed, args, mix)
     if out.is_file():
         done = json.loads(out.read_text())
         if {k: done["settings"].get(k) for k in want} == want:
@@ -336,7 +354,7 @@ def run_one(label: str, method: str, overrides: dict, seed: int, args: argparse.
     run, tag = run_dir(out, label, seed), f"{label} seed {seed}"
     t0 = time.perf_counter()
     record: dict = {"seed": seed}
-    policy = label  # a fixed policy, with its arguments if it has them
+    policy, mix = split_mix(label)  # a fixed policy, with its arguments if it has them
     if method in SEARCHERS:
         cfg = search_config(method, overrides, seed, args, run / "search")
         record.update(run_search(cfg, tag))
@@ -345,7 +363,7 @@ def run_one(label: str, method: str, overrides: dict, seed: int, args: argparse.
             policy = str(export_policy(Path(policy), run / "policy_tv.py", tag))
         record["policy"] = policy
     if args.trainer == "plain":
-        final = run_plain(policy, seed, args, run / "plain.json", tag)
+        final = run_plain(policy, seed, args, run / "plain.json", tag, mix)
     else:
         final = run_autoaug_train(policy, seed, args, run / "train", tag)
     record.update(test_acc=final["test_acc"], val_acc=final["val_acc"], seconds=final["wall_seconds"])
@@ -472,7 +490,7 @@ def main(argv: list[str] | None = None, default_methods: str | None = None) -> N
         plain_only = [
             label
             for label, method, _ in parse_methods(args.methods)
-            if method in PLAIN_ONLY or (method in TUNABLE and label != method)
+            if method in PLAIN_ONLY or (method in TUNABLE and label != method) or split_mix(label)[1]
         ]
         if plain_only:
             raise SystemExit(

@@ -83,6 +83,21 @@ def test_methods_with_settings_in_brackets():
         bench_accuracy.main(["--trainer", "autoaug", "--methods", "randaugment[num_ops=3]"])
     with pytest.raises(SystemExit, match="cannot read"):
         bench_accuracy.parse_methods("mcmc[n_aug=0.5")
+    # +MIX: plain_train.py's --mix after any method, a row and run directories of its own
+    mixed = bench_accuracy.parse_methods(
+        "randaugment[magnitude=5]+cutmix[alpha=0.5],optuna[n_trials=3]+mixup"
+    )
+    assert mixed == [
+        ("randaugment[magnitude=5]+cutmix[alpha=0.5]", "randaugment", {}),
+        ("optuna[n_trials=3]+mixup", "optuna", {"n_trials": 3}),
+    ]
+    assert bench_accuracy.split_mix(mixed[0][0]) == ("randaugment[magnitude=5]", "cutmix[alpha=0.5]")
+    assert bench_accuracy.split_mix("optuna") == ("optuna", "")
+    assert bench_accuracy.run_name(mixed[0][0]) == "randaugment-magnitude5-cutmix-alpha0.5"
+    with pytest.raises(SystemExit, match=r"randaugment\+blend: --mix: expected one of none, mixup"):
+        bench_accuracy.parse_methods("randaugment+blend")
+    with pytest.raises(SystemExit, match=r"none\+cutmix: plain_train\.py's policies"):
+        bench_accuracy.main(["--trainer", "autoaug", "--methods", "none+cutmix"])
 
 
 def test_settings_search_the_symmetry_space_and_train_in_the_plain_script():
@@ -102,9 +117,9 @@ def test_settings_search_the_symmetry_space_and_train_in_the_plain_script():
 def test_a_tiny_benchmark_reports_what_each_run_measured_and_reuses_runs(idx_dir, tmp_path, capsys):
     """none and an mcmc variant, seed 0: mcmc's policy exported and retrained in plain_train.py;
     the table holds each run's own numbers; a second benchmark reuses the runs and keeps the row."""
-    bench_accuracy.main(["--methods", "none,mcmc[n_aug=0.5]", *_common(idx_dir, tmp_path, "0")])
+    bench_accuracy.main(["--methods", "none,mcmc[n_aug=0.5],none+cutmix", *_common(idx_dir, tmp_path, "0")])
     result = json.loads((tmp_path / "results.json").read_text())
-    assert list(result["methods"]) == ["none", "mcmc[n_aug=0.5]"]
+    assert list(result["methods"]) == ["none", "mcmc[n_aug=0.5]", "none+cutmix"]
     assert result["setting"]["space"] == "symmetry" and result["setting"]["trainer"] == "plain"
     none, mcmc = result["methods"]["none"], result["methods"]["mcmc[n_aug=0.5]"]
     assert mcmc["settings"] == {"n_aug": 0.5}
@@ -119,6 +134,10 @@ def test_a_tiny_benchmark_reports_what_each_run_measured_and_reuses_runs(idx_dir
     assert "mcmc_fashion-mnist" in (run / "policy_tv.py").read_text()
     none_plain = json.loads((tmp_path / "runs" / "none_s0" / "plain.json").read_text())
     assert none_plain["settings"]["policy"] == "none"
+    cutmix_plain = json.loads((tmp_path / "runs" / "none-cutmix_s0" / "plain.json").read_text())
+    assert (cutmix_plain["settings"]["policy"], cutmix_plain["settings"]["mix"]) == ("none", "cutmix")
+    assert "CutMix" in cutmix_plain["settings"]["batch_transform"] and none_plain["settings"]["mix"] == "none"
+    assert result["methods"]["none+cutmix"]["runs"][0]["test_acc"] == cutmix_plain["test_acc"]
 
     # Each number is the run's own: plain accuracy, in-search accuracy, search time over none's time.
     in_search = json.loads((run / "search" / "metrics.jsonl").read_text().splitlines()[-1])["test_acc"]
@@ -143,12 +162,15 @@ def test_a_tiny_benchmark_reports_what_each_run_measured_and_reuses_runs(idx_dir
     bench_accuracy.main(["--methods", "none", *_common(idx_dir, tmp_path, "0")])
     again = json.loads((tmp_path / "results.json").read_text())
     assert again["methods"]["none"] == none and again["methods"]["mcmc[n_aug=0.5]"] == mcmc
-    assert again["kept"]["methods"] == ["mcmc[n_aug=0.5]"]
+    assert again["kept"]["methods"] == ["mcmc[n_aug=0.5]", "none+cutmix"]
     assert {p: p.stat().st_mtime_ns for p in stamps} == stamps
     # Both runs on this machine's kernels, which the plain trainings recorded too: the kept row says so.
     assert again["kernels"] == result["kernels"] == plain["kernels"] == none_plain["kernels"]
     footer = (tmp_path / "results.md").read_text()
-    assert f"Rows kept from an earlier run (mcmc[n_aug=0.5]): {result['machine']}, the same kernels" in footer
+    assert (
+        f"Rows kept from an earlier run (mcmc[n_aug=0.5], none+cutmix): {result['machine']}, the same kernels"
+        in footer
+    )
     # The earlier results.json as another machine would have left it: its kept row is flagged.
     again["kernels"] = "0123456789ab"
     (tmp_path / "results.json").write_text(json.dumps(again))

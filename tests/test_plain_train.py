@@ -182,3 +182,37 @@ def test_folds_part_the_drawn_images_with_every_class_in_each(idx_dir, tmp_path,
     with pytest.raises(SystemExit) as refused:
         plain_train.main(_args(idx_dir, out, "--fold", "4/4"))
     assert refused.value.code == 2 and "0 <= K < N, got '4/4'" in capsys.readouterr().err
+
+
+def test_batch_mixing_after_the_loader(idx_dir, tmp_path, capsys):
+    """--mix builds torchvision's MixUp / CutMix with the task's classes, trains with their soft
+    labels (a seed repeats the run; the loss is not the unmixed run's) and refuses a bad value
+    before reading any data."""
+    mixup = plain_train.batch_mix("mixup", 10)
+    assert isinstance(mixup, v2.MixUp) and mixup.num_classes == 10 and mixup.alpha == 1.0
+    cutmix = plain_train.batch_mix("cutmix[alpha=0.5]", 3)
+    assert isinstance(cutmix, v2.CutMix) and cutmix.alpha == 0.5 and cutmix.num_classes == 3
+    either = plain_train.batch_mix("mixup-or-cutmix", 10)
+    assert isinstance(either, v2.RandomChoice) and len(either.transforms) == 2
+    assert plain_train.batch_mix("none", 10) is None
+    x, y = torch.rand(8, 1, 28, 28), torch.arange(8) % 3
+    mixed_x, soft = cutmix(x, y)
+    assert soft.shape == (8, 3) and torch.allclose(soft.sum(1), torch.ones(8)) and mixed_x.shape == x.shape
+    for bad, says in (("blend", "expected one of none, mixup"), ("cutmix[beta=1]", "'beta=1' is not alpha=A"),
+                      ("mixup[alpha=0]", "'alpha=0' is not alpha=A with A > 0"), ("none[alpha=1]", "not alpha=A")):  # fmt: skip
+        with pytest.raises(ValueError, match=re.escape(says)):
+            plain_train.batch_mix(bad, 10)
+    with pytest.raises(SystemExit):
+        plain_train.main(_args(idx_dir / "missing", tmp_path / "x.json", "--mix", "blend"))
+    assert "--mix: expected one of" in capsys.readouterr().err
+    runs = {}
+    for run, mix in (("a", "cutmix"), ("b", "cutmix"), ("plain", "none")):
+        assert plain_train.main(_args(idx_dir, tmp_path / f"{run}.json", "--mix", mix, "--workers", "0")) == 0
+        runs[run] = json.loads((tmp_path / f"{run}.json").read_text())
+    assert runs["a"]["epochs"][0]["train_loss"] == runs["b"]["epochs"][0]["train_loss"]
+    assert runs["a"]["epochs"][0]["train_loss"] != runs["plain"]["epochs"][0]["train_loss"]
+    assert (
+        "CutMix" in runs["a"]["settings"]["batch_transform"]
+        and runs["plain"]["settings"]["batch_transform"] is None
+    )
+    assert 0 <= runs["a"]["epochs"][0]["train_acc"] <= 1
