@@ -232,6 +232,15 @@ _NAMED = {
 }  # by value
 
 
+def _bracketed(text: str, names: tuple[str, ...]) -> tuple[str, list[str] | None]:
+    """``name[a=1, b=2]`` -> ``("name", ["a=1", "b=2"])``; the items are None when the name is
+    not one of ``names`` or the bracket is not closed."""
+    name, bracket, body = text.partition("[")
+    if name not in names or (bracket and not body.endswith("]")):
+        return name, None
+    return name, list(filter(None, (x.strip() for x in body[:-1].split(","))))
+
+
 def fixed_policy(text: str) -> tuple[str, dict]:
     """``randaugment[num_ops=3,magnitude=14,interpolation=bilinear]`` -> the name and the
     arguments of its torchvision class (a plain name: no arguments).
@@ -239,11 +248,11 @@ def fixed_policy(text: str) -> tuple[str, dict]:
     Raises:
         ValueError: not a fixed policy's name, or an argument its class does not take.
     """
-    name, bracket, body = text.partition("[")
-    if name not in FIXED_POLICIES or (bracket and not body.endswith("]")):
+    name, items = _bracketed(text, FIXED_POLICIES)
+    if items is None:
         raise ValueError(f"not a fixed policy: {text!r}")
     kwargs: dict = {}
-    for item in filter(None, (x.strip() for x in body[:-1].split(","))):
+    for item in items:
         key, eq, value = (x.strip() for x in item.partition("="))
         if name not in TUNABLE or not eq or key not in _TUNABLE_KEYS[name]:
             takes = ", ".join(_TUNABLE_KEYS.get(name, ())) or "nothing"
@@ -311,11 +320,11 @@ def batch_mix(text: str, num_classes: int) -> v2.Transform | None:
     Raises:
         ValueError: not one of :data:`MIXES`, or an argument other than ``alpha`` > 0.
     """
-    name, bracket, body = text.partition("[")
-    if name not in MIXES or (bracket and not body.endswith("]")):
+    name, items = _bracketed(text, MIXES)
+    if items is None:
         raise ValueError(f"--mix: expected one of {', '.join(MIXES)} (with [alpha=A]), got {text!r}")
     kwargs: dict = {}
-    for item in filter(None, (x.strip() for x in body[:-1].split(","))):
+    for item in items:
         key, _, value = (x.strip() for x in item.partition("="))
         try:
             alpha = float(value) if key == "alpha" else -1.0
