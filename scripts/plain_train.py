@@ -16,6 +16,9 @@ standard library, and trains with one of
 
 The augmentation runs per image in ``DataLoader`` workers, on uint8 C×H×W tensors, followed
 by ``ToDtype(float32, scale=True)`` and ``Normalize``, where torchvision's policies go.
+``--mix`` adds a step on whole batches after the ``DataLoader``, where torchvision's
+documentation places ``MixUp`` and ``CutMix`` (``--mix cutmix``, ``mixup[alpha=0.2]``,
+``mixup-or-cutmix``): the model then trains on the mixed images' soft labels.
 
 The rest is ``scripts/bench_accuracy.py``'s ``cpu`` setting (``autoaug train``'s defaults):
 
@@ -42,6 +45,7 @@ Run:
     python scripts/plain_train.py --policy runs/search/policy_tv.py --seed 1 --out results/plain/mcmc_s1.json
     python scripts/plain_train.py --policy trivialaugment --train-size 1000 --epochs 60 --out results/plain/ta.json
     python scripts/plain_train.py --policy "randaugment[num_ops=3]" --out results/plain/ra3.json
+    python scripts/plain_train.py --policy randaugment --mix cutmix --out results/plain/ra_cutmix.json
     python scripts/plain_train.py --policy randaugment --train-size 1000 --epochs 60 --fold 2/5 --out f2.json
 
 ``--fold K/N`` cross-validates: the drawn images (training and validation together) are dealt
