@@ -236,13 +236,15 @@ _NAMED = {
 }  # by value
 
 
-def _bracketed(text: str, names: tuple[str, ...]) -> tuple[str, list[str] | None]:
-    """``name[a=1, b=2]`` -> ``("name", ["a=1", "b=2"])``; the items are None when the name is
+def _bracketed(text: str, names: tuple[str, ...]) -> tuple[str, list[tuple[str, str, str, str]] | None]:
+    """``name[a=1, b]`` -> ``("name", [("a=1", "a", "=", "1"), ("b", "b", "", "")])``: each item
+    as written, its key, ``=`` if it has one, and its value; the items are None when the name is
     not one of ``names`` or the bracket is not closed."""
     name, bracket, body = text.partition("[")
     if name not in names or (bracket and not body.endswith("]")):
         return name, None
-    return name, list(filter(None, (x.strip() for x in body[:-1].split(","))))
+    items = filter(None, (x.strip() for x in body[:-1].split(",")))
+    return name, [(item, *(x.strip() for x in item.partition("="))) for item in items]
 
 
 def fixed_policy(text: str) -> tuple[str, dict]:
@@ -256,8 +258,7 @@ def fixed_policy(text: str) -> tuple[str, dict]:
     if items is None:
         raise ValueError(f"not a fixed policy: {text!r}")
     kwargs: dict = {}
-    for item in items:
-        key, eq, value = (x.strip() for x in item.partition("="))
+    for item, key, eq, value in items:
         if name not in TUNABLE or not eq or key not in _TUNABLE_KEYS[name]:
             takes = ", ".join(_TUNABLE_KEYS.get(name, ())) or "nothing"
             raise ValueError(
@@ -328,8 +329,7 @@ def batch_mix(text: str, num_classes: int) -> v2.Transform | None:
     if items is None:
         raise ValueError(f"--mix: expected one of {', '.join(MIXES)} (with [alpha=A]), got {text!r}")
     kwargs: dict = {}
-    for item in items:
-        key, _, value = (x.strip() for x in item.partition("="))
+    for item, key, _, value in items:
         try:
             alpha = float(value) if key == "alpha" else -1.0
         except ValueError:
