@@ -313,7 +313,13 @@ def policy_steps(policy: str, image_size: int) -> tuple[list, list]:
     return [exported], []
 
 
-MIXES = ("none", "mixup", "cutmix", "mixup-or-cutmix")
+_MIX_CLASSES = {
+    "none": (),
+    "mixup": (v2.MixUp,),
+    "cutmix": (v2.CutMix,),
+    "mixup-or-cutmix": (v2.MixUp, v2.CutMix),
+}
+MIXES = tuple(_MIX_CLASSES)
 
 
 def batch_mix(text: str, num_classes: int) -> v2.Transform | None:
@@ -331,19 +337,14 @@ def batch_mix(text: str, num_classes: int) -> v2.Transform | None:
     kwargs: dict = {}
     for item, key, _, value in items:
         try:
-            alpha = float(value) if key == "alpha" else -1.0
+            alpha = float(value)
         except ValueError:
-            alpha = -1.0
-        if name == "none" or not alpha > 0:
+            alpha = 0.0
+        if name == "none" or key != "alpha" or not alpha > 0:
             raise ValueError(f"--mix {text}: {item!r} is not alpha=A with A > 0")
         kwargs["alpha"] = alpha
-    if name == "none":
-        return None
-    if name == "mixup-or-cutmix":
-        return v2.RandomChoice(
-            [v2.MixUp(num_classes=num_classes, **kwargs), v2.CutMix(num_classes=num_classes, **kwargs)]
-        )
-    return (v2.MixUp if name == "mixup" else v2.CutMix)(num_classes=num_classes, **kwargs)
+    steps = [cls(num_classes=num_classes, **kwargs) for cls in _MIX_CLASSES[name]]
+    return None if not steps else steps[0] if len(steps) == 1 else v2.RandomChoice(steps)
 
 
 # ---------------------------------------------------------------------------------- the model
