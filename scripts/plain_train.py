@@ -344,7 +344,9 @@ def batch_mix(text: str, num_classes: int) -> v2.Transform | None:
             raise ValueError(f"--mix {text}: {item!r} is not alpha=A with A > 0")
         kwargs["alpha"] = alpha
     steps = [cls(num_classes=num_classes, **kwargs) for cls in _MIX_CLASSES[name]]
-    return None if not steps else steps[0] if len(steps) == 1 else v2.RandomChoice(steps)
+    if len(steps) > 1:
+        return v2.RandomChoice(steps)  # one of them per batch
+    return steps[0] if steps else None
 
 
 # ---------------------------------------------------------------------------------- the model
