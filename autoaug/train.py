@@ -20,9 +20,11 @@ Example:
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import os
+import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -107,7 +109,8 @@ class TrainConfig(Settings):
     epochs: int = setting(15, group="training", limit=Limit(1),
         help="passes over the training images; the cosine learning-rate schedule spans them")  # fmt: skip
     batch_size: int = setting(128, group="training", limit=Limit(1),
-        help="images per SGD step (per process under torchrun)")  # fmt: skip
+        help="images per SGD step (per process under torchrun); left at 128 on fewer training images, "
+             "every image in one batch")  # fmt: skip
     lr: float = setting(0.1, group="training", limit=Limit(0, low_open=True),
         help="SGD's learning rate at the start of the cosine schedule (it decays to 0)")  # fmt: skip
     momentum: float = setting(0.9, group="training", limit=Limit(0, 1, high_open=True), help="SGD's momentum")
@@ -371,8 +374,17 @@ class Trainer:
         self.mean = mean.to(self.device).view(1, -1, 1, 1)
         self.std = std.clamp(min=1e-3).to(self.device).view(1, -1, 1, 1)
         n = len(self.dataset.train)
+        per_process = n // self.world
+        default_batch = type(config).fields()["batch_size"].default
+        if config.batch_size == default_batch and 0 < per_process < default_batch:
+            # A small dataset and the flag not chosen: every image in one batch, rather than no batch.
+            config = self.config = dataclasses.replace(config, batch_size=per_process)
+            if self.rank == 0:
+                print(f"note: {n} training images{' per process' if self.world > 1 else ''}, fewer than the "
+                      f"default batch of {default_batch}: batches of {per_process} (--batch-size to choose)",
+                      file=sys.stderr)  # fmt: skip
         # no batch an epoch: said here, before the loaders say it in their own words
-        if n // self.world < config.batch_size:
+        if per_process < config.batch_size:
             raise ValueError(
                 f"batch_size = {config.batch_size} is more than the {n} training images"
                 f"{f' per process ({self.world} processes)' if self.world > 1 else ''}; "

@@ -108,3 +108,28 @@ def test_bad_training_input_is_one_line(tmp_path, capsys):
     assert "vgg99" in capsys.readouterr().err
     assert main(["train", "--policy", "missing.json", "--train-size", "128", "--out", str(tmp_path)]) == 2
     assert "policy file not found" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("method", ["mcmc", "bilevel"])
+def test_small_dataset_trains_in_one_batch_when_the_batch_is_not_chosen(tmp_path, capsys, method):
+    """A folder or npz smaller than the default batch of 128 is searched in batches of every
+    image (with a note), not refused; an explicit --batch-size larger than it still is."""
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    y = np.arange(40) % 2
+    x = (rng.random((40, 12, 12)) * 60).astype(np.uint8)
+    x[y == 1, :, :6] += 150  # a class the model can see
+    data = tmp_path / "tiny.npz"
+    np.savez(data, x=x, y=y)
+    out = tmp_path / method
+    argv = ["search", "--method", method, "--dataset", f"npz:{data}", "--epochs", "2", "--device", "cpu",
+            "--no-progress", "--out", str(out)]  # fmt: skip
+    assert main(argv) == 0
+    err = capsys.readouterr().err
+    assert "fewer than the default batch of 128: batches of 29" in err  # 40 images less test and validation
+    saved = yaml.safe_load((out / "config.yaml").read_text())
+    assert saved["batch_size"] == 29  # what ran, so a resume continues with it
+    assert json.loads((out / "policy.json").read_text())["stages"]
+    assert main([*argv, "--batch-size", "64", "--out", str(tmp_path / "explicit")]) == 2
+    assert "batch_size = 64 is more than the 29 training images" in capsys.readouterr().err
