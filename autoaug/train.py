@@ -79,7 +79,7 @@ class TrainConfig(Settings):
 
     dataset: str = setting("glyphs", group="data",
         help="the dataset: glyphs or arrows (built-in, synthetic), fashion-mnist, mnist, cifar10, cifar100, "
-             "svhn, folder:PATH, npz:PATH (autoaug datasets)")  # fmt: skip
+             "svhn, folder:PATH (or the directory's path), npz:PATH (autoaug datasets)")  # fmt: skip
     data_root: str | None = setting(None, group="data",
         help="the directory that holds the dataset's files (empty: the dataset's usual place)")  # fmt: skip
     download: bool = setting(

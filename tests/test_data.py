@@ -427,6 +427,20 @@ def test_folder_loads_classes_in_sorted_order(tmp_path: Path) -> None:
         assert torch.equal(means, expected)
 
 
+def test_folder_by_its_bare_path(tmp_path: Path, monkeypatch) -> None:
+    """A directory given without folder: is a folder (as a .npz file is taken by its name); a
+    known name still means the built-in dataset, and a path that is no directory is refused."""
+    _write_folder(tmp_path / "photos", {"red": [(255, 0, 0)] * 5, "blue": [(0, 0, 255)] * 5})
+    monkeypatch.chdir(tmp_path)
+    for name in ("photos", str(tmp_path / "photos")):
+        ds = load_dataset(name, val_size=0)
+        assert ds.class_names == ["blue", "red"] and (len(ds.train), len(ds.test)) == (8, 2)
+    (tmp_path / "glyphs").mkdir()
+    assert load_dataset("glyphs", train_size=64).name == "glyphs"
+    with pytest.raises(DatasetError, match="unknown dataset 'photo'"):
+        load_dataset("photo")
+
+
 def test_folder_grayscale_and_train_test_layout(tmp_path: Path) -> None:
     _write_folder(tmp_path / "train", {"a": [(10,)] * 3, "b": [(200,)] * 3}, mode="L")
     _write_folder(tmp_path / "test", {"a": [(10,)] * 2, "b": [(200,)] * 2}, mode="L")

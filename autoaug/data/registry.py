@@ -121,8 +121,11 @@ def _resolve(name: str) -> tuple[str, str | None]:
     key = {"fashionmnist": "fashion-mnist", "cifar-10": "cifar10", "cifar-100": "cifar100"}.get(key, key)
     if key in DATASETS:
         return key, None
+    if Path(name).is_dir():  # a directory by its path, as a .npz file is taken by its name
+        return "folder", name
     raise DatasetError(
-        f"unknown dataset {name!r}; known: {', '.join(DATASETS)}, folder:PATH (an ImageFolder directory) "
+        f"unknown dataset {name!r}; known: {', '.join(DATASETS)}, folder:PATH (an ImageFolder directory; an existing "
+        "directory's path alone works too) "
         "or npz:PATH (a .npz file with 'x' and 'y')"
     )
 
