@@ -296,3 +296,34 @@ def test_the_kernel_fingerprint_names_the_kernels_not_the_process():
     if torch.backends.cpu.get_cpu_capability() == "DEFAULT":
         pytest.skip("this CPU already runs torch's portable kernels")
     assert _fingerprint_in_a_new_process(ATEN_CPU_CAPABILITY="default") != here
+
+
+def test_oracle_search_trains_every_trial_and_confirms_the_best(idx_dir, tmp_path):
+    """scripts/oracle_search.py: RandAugment's point first, every trial exported and trained by
+    plain_train.py and valued by its development accuracy, the best trained again on another
+    seed; a second run reuses every training; a reference of other kernels is refused."""
+    oracle = _load("oracle_search")
+    argv = ["--data-root", str(idx_dir), "--train-size", "128", "--epochs", "1", "--batch-size", "32",
+            "--dev-size", "60", "--trials", "2", "--confirm", "1", "--confirm-seeds", "1", "--workers", "1",
+            "--out", str(tmp_path / "oracle")]  # fmt: skip
+    assert oracle.main(argv) == 0
+    result = json.loads((tmp_path / "oracle" / "results.json").read_text())
+    trials = result["trials"]
+    assert len(trials) == 2 and trials[0]["params"]["n_ops"] == 2 and trials[0]["params"]["magnitude"] == 9
+    assert trials[0]["params"]["family:geometric"] and not trials[0]["params"]["family:flip"]
+    for t in trials:
+        run = tmp_path / "oracle" / "trials" / f"{t['trial']:04d}"
+        plain = json.loads((run / "plain_s0.json").read_text())
+        assert plain["settings"]["policy"] == str(run / "policy_tv.py") and plain["dev_acc"] == t["dev_acc"]
+    best = max(trials, key=lambda t: (t["dev_acc"], -t["trial"]))
+    (confirmed,) = result["confirmed"]
+    assert confirmed["trial"] == best["trial"] and len(confirmed["test"]) == 2
+    assert confirmed["dev"][0] == best["dev_acc"]
+    stamps = {p: p.stat().st_mtime_ns for p in (tmp_path / "oracle").rglob("plain_s*.json")}
+    assert oracle.main(argv) == 0
+    assert {p: p.stat().st_mtime_ns for p in (tmp_path / "oracle").rglob("plain_s*.json")} == stamps
+    other = tmp_path / "other.json"
+    other.write_text(json.dumps({"kernels": "000000000000", "setting": {"train_size": 128, "epochs": 1,
+                                                                       "batch_size": 32}, "methods": {}}))  # fmt: skip
+    with pytest.raises(SystemExit, match="not comparable"):
+        oracle.main([*argv, "--reference", str(other)])
