@@ -1,0 +1,136 @@
+"""Augmentation policy '0011', exported by autoaug 0.1.0.
+
+Needs only torch and torchvision. `transform` is a drop-in for torchvision's
+TrivialAugmentWide / RandAugment / AutoAugment: it returns what it is given (a uint8
+tensor uint8, a float tensor in [0, 1] float, a PIL image PIL, a tv_tensors.Image an
+Image; C×H×W, or a batch …×C×H×W that gets one draw), and goes where they go:
+
+    from this_module import transform
+    train_tf = v2.Compose([v2.RandomCrop(28, padding=4), v2.RandomHorizontalFlip(), transform,
+                           v2.ToDtype(torch.float32, scale=True), v2.Normalize(mean, std)])
+
+Stages: each picks one op (RandomChoice), applies it with its probability (RandomApply),
+at a magnitude drawn from the policy's histogram (RandomChoice over fixed values), on
+the image as float32 in [0, 1] (KeepInputType converts it there and back).
+Built for images of 28×28 pixels (translations in pixels).
+"""
+
+import functools
+import warnings
+
+import torch
+from torchvision import tv_tensors
+from torchvision.transforms import v2
+from torchvision.transforms.v2 import InterpolationMode
+from torchvision.transforms.v2 import functional as F
+
+
+class KeepInputType(v2.Transform):
+    """Runs ``inner`` on the image as float32 in [0, 1] and returns it in the type it came in.
+
+    uint8 (any integer) tensor in, the same dtype out, rounded to the nearest level; float in,
+    float out (its dtype); PIL in (mode L, RGB, LA or RGBA), PIL out, the alpha channel moved by
+    the geometric ops (as a mask is) and left alone by the others; ``tv_tensors.Image``/``Video``
+    keep their type. Other tv_tensors (masks, boxes) and non-image values pass through, as in
+    torchvision's AutoAugment. A batch (…×C×H×W) is one draw for all its images.
+    """
+
+    image_types = (tv_tensors.Image, tv_tensors.Video)
+
+    def __init__(self, inner: v2.Transform) -> None:
+        super().__init__()
+        self.inner = inner
+
+    def transform(self, inpt: object, params: dict) -> object:
+        if isinstance(inpt, tv_tensors.TVTensor) and not isinstance(inpt, self.image_types):
+            return inpt  # a mask, boxes: not an image
+        if not isinstance(inpt, torch.Tensor):  # a PIL image
+            if inpt.mode in ("LA", "RGBA"):  # the alpha channel moves with the geometric ops only
+                x = F.pil_to_tensor(inpt)
+                with warnings.catch_warnings():  # erasing says it leaves a mask alone: as meant here
+                    warnings.filterwarnings(
+                        "ignore", message=".*passing through inputs of type tv_tensors.Mask"
+                    )
+                    out, alpha = self.inner(
+                        tv_tensors.Image(x[:-1].to(torch.float32) / 255), tv_tensors.Mask(x[-1:])
+                    )
+                out = (out.as_subclass(torch.Tensor) * 255).round().clamp(0, 255).to(torch.uint8)
+                return F.to_pil_image(torch.cat([out, alpha.as_subclass(torch.Tensor)]), mode=inpt.mode)
+            if inpt.mode not in ("L", "RGB"):
+                raise ValueError(
+                    f"expected a PIL image in mode 'L', 'RGB', 'LA' or 'RGBA', got mode {inpt.mode!r}"
+                )
+            return F.to_pil_image(self.transform(F.pil_to_tensor(inpt), params), mode=inpt.mode)
+        x = inpt.as_subclass(torch.Tensor)
+        if x.is_floating_point():
+            out = self.inner(x.to(torch.float32)).to(x.dtype)
+        else:
+            top = torch.iinfo(x.dtype).max
+            out = (self.inner(x.to(torch.float32) / top) * top).round().clamp(0, top).to(x.dtype)
+        out = out.as_subclass(torch.Tensor)
+        return tv_tensors.wrap(out, like=inpt) if isinstance(inpt, tv_tensors.TVTensor) else out
+
+    _transform = transform  # the name torchvision < 0.21 calls
+
+
+# The policy's stages, on float32 images in [0, 1]:
+# fmt: off
+transform = v2.Compose(transforms=[
+    v2.RandomChoice(transforms=[
+        v2.RandomChoice(transforms=[
+            v2.RandomAffine(degrees=0.0, shear=(3.433630362450522, 3.433630362450522, 0.0, 0.0), interpolation=InterpolationMode.BILINEAR, center=[0, 0], fill=None),
+            v2.RandomAffine(degrees=0.0, shear=(-3.433630362450522, -3.433630362450522, 0.0, 0.0), interpolation=InterpolationMode.BILINEAR, center=[0, 0], fill=None),
+        ], p=[0.5, 0.5]),
+        v2.RandomChoice(transforms=[
+            v2.RandomAffine(degrees=0.0, shear=(0.0, 0.0, 3.433630362450522, 3.433630362450522), interpolation=InterpolationMode.BILINEAR, center=[0, 0], fill=None),
+            v2.RandomAffine(degrees=0.0, shear=(0.0, 0.0, -3.433630362450522, -3.433630362450522), interpolation=InterpolationMode.BILINEAR, center=[0, 0], fill=None),
+        ], p=[0.5, 0.5]),
+        v2.RandomChoice(transforms=[
+            v2.Lambda(functools.partial(F.affine, angle=0.0, translate=[2, 0], scale=1.0, shear=[0.0, 0.0], interpolation=InterpolationMode.BILINEAR)),
+            v2.Lambda(functools.partial(F.affine, angle=0.0, translate=[-2, 0], scale=1.0, shear=[0.0, 0.0], interpolation=InterpolationMode.BILINEAR)),
+        ], p=[0.5, 0.5]),
+        v2.RandomChoice(transforms=[
+            v2.Lambda(functools.partial(F.affine, angle=0.0, translate=[0, 2], scale=1.0, shear=[0.0, 0.0], interpolation=InterpolationMode.BILINEAR)),
+            v2.Lambda(functools.partial(F.affine, angle=0.0, translate=[0, -2], scale=1.0, shear=[0.0, 0.0], interpolation=InterpolationMode.BILINEAR)),
+        ], p=[0.5, 0.5]),
+        v2.RandomChoice(transforms=[
+            v2.RandomRotation(degrees=(6.0, 6.0), interpolation=InterpolationMode.BILINEAR, fill=None),
+            v2.RandomRotation(degrees=(-6.0, -6.0), interpolation=InterpolationMode.BILINEAR, fill=None),
+        ], p=[0.5, 0.5]),
+        v2.RandomChoice(transforms=[
+            v2.RandomAffine(degrees=0.0, scale=(1.1, 1.1), interpolation=InterpolationMode.BILINEAR, fill=None),
+            v2.RandomAffine(degrees=0.0, scale=(0.9, 0.9), interpolation=InterpolationMode.BILINEAR, fill=None),
+        ], p=[0.5, 0.5]),
+        v2.RandomChoice(transforms=[
+            v2.ColorJitter(brightness=(1.18, 1.18)),
+            v2.ColorJitter(brightness=(0.8200000000000001, 0.8200000000000001)),
+        ], p=[0.5, 0.5]),
+        v2.RandomChoice(transforms=[
+            v2.ColorJitter(saturation=(1.18, 1.18)),
+            v2.ColorJitter(saturation=(0.8200000000000001, 0.8200000000000001)),
+        ], p=[0.5, 0.5]),
+        v2.RandomChoice(transforms=[
+            v2.ColorJitter(contrast=(1.18, 1.18)),
+            v2.ColorJitter(contrast=(0.8200000000000001, 0.8200000000000001)),
+        ], p=[0.5, 0.5]),
+        v2.RandomChoice(transforms=[
+            v2.RandomAdjustSharpness(sharpness_factor=1.18, p=1.0),
+            v2.RandomAdjustSharpness(sharpness_factor=0.8200000000000001, p=1.0),
+        ], p=[0.5, 0.5]),
+        v2.RandomPosterize(bits=7, p=1.0),
+        v2.RandomSolarize(threshold=0.8, p=1.0),
+        v2.RandomAutocontrast(p=1.0),
+        v2.RandomEqualize(p=1.0),
+        v2.RandomChoice(transforms=[
+            v2.ColorJitter(hue=(0.1, 0.1)),
+            v2.ColorJitter(hue=(-0.1, -0.1)),
+        ], p=[0.5, 0.5]),
+        v2.RandomGrayscale(p=1.0),
+        v2.GaussianBlur(kernel_size=3, sigma=(0.3, 0.3)),
+        v2.RandomHorizontalFlip(p=1.0),
+        v2.RandomErasing(p=1.0, scale=(0.05, 0.05), ratio=(1.0, 1.0), value=0),
+    ], p=[0.041667, 0.041667, 0.041667, 0.041667, 0.041667, 0.041667, 0.022727, 0.022727, 0.022727, 0.022727, 0.022727, 0.022727, 0.022727, 0.022727, 0.022727, 0.022727, 0.022727, 0.25, 0.25]),
+])
+# fmt: on
+# ... taking and returning uint8, float, PIL and tv_tensors images alike:
+transform = KeepInputType(transform)
