@@ -40,6 +40,7 @@ from __future__ import annotations
 import functools
 import inspect
 import io
+import re
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
@@ -272,6 +273,18 @@ def _src(spec: TvSpec, indent: int = 0) -> str:
     return f"v2.{spec.target}({args})"
 
 
+# The export's imports, in isort's order, each with what its use looks like (None: always used).
+_IMPORTS = (
+    ("import functools", r"\bfunctools\."),
+    ("import warnings", r"\bwarnings\."),
+    ("import torch", r"\btorch\."),
+    ("from torchvision import tv_tensors", r"\btv_tensors\."),
+    ("from torchvision.transforms import v2", None),
+    ("from torchvision.transforms.v2 import InterpolationMode", r"\bInterpolationMode\."),
+    ("from torchvision.transforms.v2 import functional as F", r"\bF\."),
+)
+
+
 def to_source(policy: Policy, image_size: Sequence[int] | None = None) -> str:
     """Readable Python source that rebuilds :func:`to_torchvision`'s object as ``transform``;
     it imports only torch and torchvision (and functools)."""
@@ -295,25 +308,27 @@ def to_source(policy: Policy, image_size: Sequence[int] | None = None) -> str:
     ]
     if size is not None:
         lines.append(f"Built for images of {size[0]}×{size[1]} pixels (translations in pixels).")
+    keep, stages = inspect.getsource(KeepInputType).rstrip(), _src(spec)
+    code = keep + "\n" + stages
+    # Only what the code uses, so that the file passes a linter where a user puts it.
+    imports = [(line, token) for line, token in _IMPORTS if token is None or re.search(token, code)]
+    stdlib = [line for line, _ in imports if line in ("import functools", "import warnings")]
     lines += [
         '"""',
         "",
-        "import functools",
-        "import warnings",
-        "",
-        "import torch",
-        "from torchvision import tv_tensors",
-        "from torchvision.transforms import v2",
-        "from torchvision.transforms.v2 import InterpolationMode",
-        "from torchvision.transforms.v2 import functional as F",
+        *stdlib,
+        *([""] if stdlib else []),
+        *(line for line, _ in imports if line not in stdlib),
+    ]
+    lines += [
         "",
         "",
-        inspect.getsource(KeepInputType).rstrip(),
+        keep,
         "",
         "",
         "# The policy's stages, on float32 images in [0, 1]:",
         "# fmt: off",
-        f"transform = {_src(spec)}",
+        f"transform = {stages}",
         "# fmt: on",
         "# ... taking and returning uint8, float, PIL and tv_tensors images alike:",
         "transform = KeepInputType(transform)",

@@ -15,13 +15,11 @@ the image as float32 in [0, 1] (KeepInputType converts it there and back).
 Built for images of 28×28 pixels (translations in pixels).
 """
 
-import functools
 import warnings
 
 import torch
 from torchvision import tv_tensors
 from torchvision.transforms import v2
-from torchvision.transforms.v2 import InterpolationMode
 from torchvision.transforms.v2 import functional as F
 
 
