@@ -273,15 +273,17 @@ def _src(spec: TvSpec, indent: int = 0) -> str:
     return f"v2.{spec.target}({args})"
 
 
-# The export's imports, in isort's order, each with what its use looks like (None: always used).
+# The export's imports, in isort's groups (standard library, then torch and torchvision), each with
+# what its use looks like (None: always used).
 _IMPORTS = (
-    ("import functools", r"\bfunctools\."),
-    ("import warnings", r"\bwarnings\."),
-    ("import torch", r"\btorch\."),
-    ("from torchvision import tv_tensors", r"\btv_tensors\."),
-    ("from torchvision.transforms import v2", None),
-    ("from torchvision.transforms.v2 import InterpolationMode", r"\bInterpolationMode\."),
-    ("from torchvision.transforms.v2 import functional as F", r"\bF\."),
+    (("import functools", r"\bfunctools\."), ("import warnings", r"\bwarnings\.")),
+    (
+        ("import torch", r"\btorch\."),
+        ("from torchvision import tv_tensors", r"\btv_tensors\."),
+        ("from torchvision.transforms import v2", None),
+        ("from torchvision.transforms.v2 import InterpolationMode", r"\bInterpolationMode\."),
+        ("from torchvision.transforms.v2 import functional as F", r"\bF\."),
+    ),
 )
 
 
@@ -311,15 +313,10 @@ def to_source(policy: Policy, image_size: Sequence[int] | None = None) -> str:
     keep, stages = inspect.getsource(KeepInputType).rstrip(), _src(spec)
     code = keep + "\n" + stages
     # Only what the code uses, so that the file passes a linter where a user puts it.
-    imports = [(line, token) for line, token in _IMPORTS if token is None or re.search(token, code)]
-    stdlib = [line for line, _ in imports if line in ("import functools", "import warnings")]
-    lines += [
-        '"""',
-        "",
-        *stdlib,
-        *([""] if stdlib else []),
-        *(line for line, _ in imports if line not in stdlib),
+    groups = [
+        [line for line, token in group if token is None or re.search(token, code)] for group in _IMPORTS
     ]
+    lines += ['"""', "", "\n\n".join("\n".join(group) for group in groups if group)]
     lines += [
         "",
         "",

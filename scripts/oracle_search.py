@@ -31,7 +31,6 @@ import json
 import os
 import queue
 import shutil
-import statistics
 import subprocess
 import sys
 import threading
@@ -40,16 +39,18 @@ from pathlib import Path
 import optuna
 
 ROOT = Path(__file__).resolve().parents[1]
-PLAIN_TRAIN = ROOT / "scripts" / "plain_train.py"
 SETTINGS = {"lowdata": {"train_size": 1000, "epochs": 60}, "cpu": {"train_size": 6000, "epochs": 15}}
 RANDAUGMENT_POINT = {"n_ops": 2, "magnitude": 9, "prob": 1.0}  # torchvision's defaults: N 2, M 9 of 31
 
 
-def _plain_train():
-    spec = importlib.util.spec_from_file_location("plain_train", PLAIN_TRAIN)
+def _load(name: str):
+    spec = importlib.util.spec_from_file_location(name, ROOT / "scripts" / f"{name}.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)  # type: ignore[union-attr]
     return module
+
+
+bench = _load("bench_accuracy")  # its plain_train.py loader, `autoaug export` call and mean and std
 
 
 class Cores:
@@ -57,9 +58,9 @@ class Cores:
 
     def __init__(self, workers: int):
         have = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else []
-        self.pin = shutil.which("taskset") is not None and len(have) >= workers
+        pin = shutil.which("taskset") is not None and len(have) >= workers
         self.free: queue.Queue[int | None] = queue.Queue()
-        for core in have[:workers] if self.pin else [None] * workers:
+        for core in have[:workers] if pin else [None] * workers:
             self.free.put(core)
 
     def run(self, cmd: list[str]) -> int:
@@ -85,7 +86,7 @@ def train(policy_py: Path, seed: int, out: Path, args: argparse.Namespace, cores
         done = json.loads(out.read_text())
         if {k: done["settings"].get(k) for k in want} == want:
             return done
-    cmd = [sys.executable, str(PLAIN_TRAIN), "--policy", str(policy_py), "--out", str(out), "--threads", "1",
+    cmd = [sys.executable, str(bench.PLAIN_TRAIN), "--policy", str(policy_py), "--out", str(out), "--threads", "1",
            "--workers", "1", "--quiet"] + [f"--{k.replace('_', '-')}={v}" for k, v in want.items()]  # fmt: skip
     if args.data_root:
         cmd.append(f"--data-root={args.data_root}")
@@ -104,13 +105,7 @@ def export(params: dict, out: Path, space: str, image_size: int) -> Path:
     policy.meta = {"oracle_params": params, "image_size": [image_size, image_size]}
     out.mkdir(parents=True, exist_ok=True)
     policy.save(out / "policy.json")
-    py = out / "policy_tv.py"
-    if not py.is_file():
-        cmd = [sys.executable, "-m", "autoaug", "export", str(out / "policy.json"), "--out", str(py)]
-        done = subprocess.run(cmd, capture_output=True, text=True)
-        if done.returncode != 0:
-            raise RuntimeError(f"{' '.join(cmd)}: {done.stderr.strip()}")
-    return py
+    return bench.export_policy(out / "policy.json", out / "policy_tv.py", out.name)
 
 
 def reference_rows(path: Path, kernels: str, seeds: list[int], args: argparse.Namespace) -> dict[str, dict]:
@@ -131,8 +126,7 @@ def reference_rows(path: Path, kernels: str, seeds: list[int], args: argparse.Na
 
 
 def _mean_std(values: list[float]) -> str:
-    sd = statistics.stdev(values) if len(values) > 1 else 0.0
-    return f"{statistics.mean(values):.4f} ± {sd:.4f}"
+    return "{:.4f} ± {:.4f}".format(*bench._mean_std(values))
 
 
 def describe(params: dict) -> str:
@@ -166,7 +160,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.dev_size <= 0:
         raise SystemExit("--dev-size: expected a positive count; the trials are chosen by it")
     seeds = [0] + [int(s) for s in args.confirm_seeds.split(",") if s.strip()]
-    kernels = _plain_train().kernel_fingerprint()
+    kernels = bench._plain_train().kernel_fingerprint()
     reference = reference_rows(args.reference, kernels, seeds, args) if args.reference else {}
     args.out.mkdir(parents=True, exist_ok=True)
     cores = Cores(args.workers)
