@@ -39,6 +39,7 @@ from autoaug.search.optuna import (
     families_of,
     identity_params,
     policy_from_params,
+    prior_params,
     public_url,
     suggest_params,
 )
@@ -228,9 +229,48 @@ def test_sampler_is_seeded_per_trial_number():
 
 
 @pytest.mark.parametrize("optuna_space", ["families", "policy", "randaugment"])
+def test_prior_is_randaugments_point_of_each_space(optuna_space):
+    x = torch.rand(64, 3, 16, 16)
+    prior = policy_from_params(prior_params(optuna_space, "symmetry"), optuna_space, "symmetry")
+    ra_ops = set(FAMILIES["geometric"] + FAMILIES["photometric"]) & set(get_space("symmetry").ops)
+    assert len(prior.stages) == 2 and set(prior.ops) == ra_ops  # no flips, erasing or drastic ops
+    for stage in prior.stages:
+        for entry in stage:
+            assert entry.prob == 1.0 and all(m == pytest.approx(9 / 30) for m in entry.magnitudes if m)
+    assert not torch.equal(prior.apply(x), x)
+
+
+def test_prior_stands_unless_a_trial_scores_above_it_by_more_than_the_noise(tmp_path):
+    """A study of four trials (no augmentation, the prior, two others), scored on 100 images:
+    one binomial standard error at 0.80 is 0.04."""
+
+    def study_with(prior_score: float):
+        cfg = SearchConfig.of(
+            method="optuna", dataset="glyphs", space="symmetry", out=str(tmp_path / f"p{prior_score}")
+        )
+        searcher = get_searcher("optuna")(cfg)
+        study = searcher.open_study()
+        study.set_user_attr("proxy_model", {"scored_images": 100})
+        for score in (0.5, prior_score, 0.8, 0.6):
+            trial = study.ask()
+            suggest_params(trial, "families", "symmetry")
+            study.tell(trial, score)
+        return searcher.write_outputs(study)["policy"]
+
+    kept = study_with(0.77)
+    assert kept.meta["params"] == prior_params("families", "symmetry")
+    assert kept.meta["prior_kept"] and kept.meta["prior_over"] == {"trial": 2, "score": 0.8}
+    assert kept.meta["mixture_of_trials"] == [1]
+    beaten = study_with(0.70)
+    assert not beaten.meta["prior_kept"] and beaten.meta["mixture_of_trials"] == [2, 1, 3, 0]
+    best = study_with(0.9)
+    assert best.meta["prior_kept"] and "prior_over" not in best.meta and best.meta["trial"] == 1
+
+
+@pytest.mark.parametrize("optuna_space", ["families", "policy", "randaugment"])
 def test_first_trial_is_no_augmentation(optuna_space):
     anchor = identity_params(optuna_space, "standard")
-    study = optuna.create_study(sampler=TrialSeededTPE(0, first=anchor), direction="maximize")
+    study = optuna.create_study(sampler=TrialSeededTPE(0, fixed=[anchor]), direction="maximize")
     for _ in range(2):
         trial = study.ask()
         suggest_params(trial, optuna_space, "standard")
@@ -274,7 +314,7 @@ def test_train_proxy_search_writes_outputs_and_show_reads_them(tiny_glyphs, tmp_
     assert (
         "3 trials of 1 epochs" in text
         and "policy.json (the best trial's policy)" in text
-        and "best: trial" in text
+        and ("best: trial" in text or "result: trial 1, RandAugment's point (the prior)" in text)
         and "optuna-dashboard sqlite:///" in text
     )
     for name in (
@@ -439,7 +479,7 @@ def test_density_proxy_scores_a_fixed_sample_of_the_held_out_images(tiny_glyphs,
 def test_density_search_scores_trials_without_training_them(tiny_glyphs, tmp_path, capsys):
     out = tmp_path / "run"
     argv = ["search", "--method", "optuna", "--dataset", tiny_glyphs, "--batch-size", "32", "--epochs", "2",
-            "--n-trials", "4", "--no-progress", "--out", str(out)]  # fmt: skip
+            "--n-trials", "4", "--prior", "none", "--no-progress", "--out", str(out)]  # fmt: skip
     assert main(argv) == 0
     text = capsys.readouterr().out
     assert "4 trials scored by density matching" in text and "density proxy: small_cnn trained" in text

@@ -201,6 +201,10 @@ class OptunaConfig(Settings):
         help="proxy density: held-out images each trial is scored on (a fixed seeded sample; 0: all)")  # fmt: skip
     proxy_score: str = setting("best",
         help="proxy density: best (an image counts when some draw is right, Fast AA), acc, loss or min_loss")  # fmt: skip
+    prior: str = setting("randaugment",
+        help="randaugment: RandAugment's point (N 2, M 9, geometric and photometric ops) is the second trial, "
+             "and the result unless a trial scores above it by more than one binomial standard error; "
+             "none: the best trials' mixture")  # fmt: skip
     export_top: int = setting(5, limit=Limit(1),
         help="the written policy: the mixture of the policies of this many best trials, stage by stage "
              "(Fast AutoAugment's union of its best sub-policies); 1: the best trial's policy")  # fmt: skip

@@ -121,16 +121,18 @@ PRUNERS = ("median", "hyperband", "none")
 PROXIES = ("density", "train")
 MAX_OPS = 3  # ops an image gets in a row, at most
 RA_LEVELS = 31  # RandAugment's magnitude levels (torchvision's num_magnitude_bins)
+RA_POINT = {"n_ops": 2, "magnitude": 9}  # torchvision's RandAugment defaults (N, M of RA_LEVELS)
+PRIORS = ("randaugment", "none")
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
 # Settings that change what a trial measures: workers joining a study must agree on them.
 STUDY_KEYS = ("dataset", "train_size", "model", "batch_size", "lr", "weight_decay", "label_smoothing",
               "grad_clip", "seed", "space", "optuna_space", "interpolation", "proxy",
-              "proxy_holdout")  # fmt: skip
+              "proxy_holdout", "prior")  # fmt: skip
 PROXY_KEYS = {"density": ("epochs", "proxy_draws", "proxy_score", "proxy_images"), "train": ("trial_epochs",)}
 # Settings added to STUDY_KEYS / PROXY_KEYS since schema 2, with the value a study made before
 # them behaved as (proxy_images 0: every held-out image was scored), so that such a study is
 # joined with that value given (``--proxy-images 0``) and refused, naming it, otherwise.
-ADDED_SETTINGS = {"proxy_images": 0}
+ADDED_SETTINGS = {"proxy_images": 0, "prior": "none"}
 # What a study's trials are: a study made with another schema (an older autoaug: other parameter
 # names, another proxy) is refused on join with one line, not a crash inside the sampler.
 STUDY_SCHEMA = 2
@@ -244,6 +246,40 @@ def policy_from_params(
     return Policy([list(entries) for _ in range(n_ops)], space=space, interpolation=interpolation, name=name)
 
 
+def prior_params(optuna_space: str, space: str) -> dict[str, Any] | None:
+    """RandAugment's point of a space (torchvision's defaults: N 2, M 9 of 31, every op applied)
+    over the geometric and photometric ops of ``space``, the ops RandAugment draws from: the
+    search's second trial, and its result unless a trial scores above it by more than the noise
+    (``optuna.prior``). None where ``space`` has no such ops.
+
+    Example:
+        >>> p = policy_from_params(prior_params("families", "symmetry"), "families", "symmetry")
+        >>> len(p.stages), "rotate" in p.ops, "hflip" in p.ops
+        (2, True, False)
+    """
+    sp = get_space(space)
+    drawn = set(FAMILIES["geometric"]) | set(FAMILIES["photometric"])
+    ops = [op for op in sp.ops if op in drawn]
+    if not ops:
+        return None
+    point: dict[str, Any] = {"n_ops": RA_POINT["n_ops"]}
+    if optuna_space == "families":
+        return (
+            point
+            | {"magnitude": RA_POINT["magnitude"], "prob": 1.0}
+            | {f"family:{f}": f in ("geometric", "photometric") for f in families_of(space)}
+        )
+    if optuna_space == "policy":
+        for name in sp.ops:
+            point[f"weight:{name}"] = 1.0 if name in ops else 0.0
+            if get_op(name).has_magnitude:
+                point[f"magnitude:{name}"] = RA_POINT["magnitude"] / (RA_LEVELS - 1)
+        return point
+    if optuna_space == "randaugment":
+        return point | {"magnitude": RA_POINT["magnitude"]} | {f"use:{name}": name in ops for name in sp.ops}
+    raise ValueError(f"unknown optuna space {optuna_space!r}; known: {', '.join(OPTUNA_SPACES)}")
+
+
 def identity_params(optuna_space: str, space: str) -> dict[str, Any]:
     """The point of a space that is no augmentation: the search's first trial, so that its
     result is never worse than training without augmentation (on the proxy).
@@ -280,13 +316,13 @@ class TrialSeededTPE(optuna.samplers.BaseSampler):
     A trial's number is unique in a study, so workers that share a study and a seed do not
     propose the same random trials, and one worker reproduces its trials from the seed.
     Each trial gets a fresh :class:`optuna.samplers.TPESampler` (TPE keeps no state between
-    trials besides its generator; the history comes from the study). ``first`` fixes trial 0's
-    parameters (the searcher's anchor: no augmentation).
+    trials besides its generator; the history comes from the study). ``fixed[i]`` fixes trial
+    ``i``'s parameters (the searcher's anchors: no augmentation, then its prior).
     """
 
-    def __init__(self, seed: int, first: dict[str, Any] | None = None, **tpe_kwargs: Any):
+    def __init__(self, seed: int, fixed: Sequence[dict[str, Any]] = (), **tpe_kwargs: Any):
         self.seed = seed
-        self.first = first
+        self.fixed = list(fixed)
         self.tpe_kwargs = tpe_kwargs
         self._tpe: dict[int, optuna.samplers.BaseSampler] = {}
 
@@ -300,8 +336,8 @@ class TrialSeededTPE(optuna.samplers.BaseSampler):
                 sampler: optuna.samplers.BaseSampler = optuna.samplers.TPESampler(
                     seed=seed, **self.tpe_kwargs
                 )
-                if trial.number == 0 and self.first:
-                    sampler = optuna.samplers.PartialFixedSampler(self.first, sampler)
+                if trial.number < len(self.fixed) and self.fixed[trial.number]:
+                    sampler = optuna.samplers.PartialFixedSampler(self.fixed[trial.number], sampler)
             self._tpe[trial.number] = sampler
         return self._tpe[trial.number]
 
@@ -529,6 +565,8 @@ class OptunaSearcher(Searcher):
             )
         if config.optuna.proxy not in PROXIES:
             raise ValueError(f"unknown proxy {config.optuna.proxy!r}; known: {', '.join(PROXIES)}")
+        if config.optuna.prior not in PRIORS:
+            raise ValueError(f"unknown prior {config.optuna.prior!r}; known: {', '.join(PRIORS)}")
         if config.optuna.proxy_score not in SCORES:
             raise ValueError(f"unknown proxy score {config.optuna.proxy_score!r}; known: {', '.join(SCORES)}")
         get_space(config.space)
@@ -562,6 +600,16 @@ class OptunaSearcher(Searcher):
         return {"version": STUDY_SCHEMA, "optuna_space": cfg.optuna.optuna_space, "space": cfg.space,
                 "params": sorted(identity_params(cfg.optuna.optuna_space, cfg.space))}  # fmt: skip
 
+    def anchors(self) -> list[dict[str, Any]]:
+        """The parameters of the study's first trials: no augmentation, then (``prior``
+        randaugment, where the space has RandAugment's ops) RandAugment's point."""
+        cfg = self.config
+        fixed = [identity_params(cfg.optuna.optuna_space, cfg.space)]
+        prior = (
+            prior_params(cfg.optuna.optuna_space, cfg.space) if cfg.optuna.prior == "randaugment" else None
+        )
+        return [*fixed, prior] if prior else fixed
+
     def pruner(self) -> optuna.pruners.BasePruner:
         """The density proxy scores a policy in one step: nothing to prune before it means something."""
         if self.config.optuna.proxy == "density":
@@ -579,7 +627,7 @@ class OptunaSearcher(Searcher):
             study_name=self.study_name,
             sampler=TrialSeededTPE(
                 cfg.seed,
-                first=identity_params(cfg.optuna.optuna_space, cfg.space),
+                fixed=self.anchors(),
                 n_startup_trials=startup,
                 multivariate=True,
             ),
@@ -733,6 +781,23 @@ class OptunaSearcher(Searcher):
             return len(self.proxy.rows)
         return study.user_attrs.get("proxy_model", {}).get("scored_images", "?")
 
+    def _kept_prior(
+        self, study: optuna.Study, complete: list[FrozenTrial], best: FrozenTrial
+    ) -> FrozenTrial | None:
+        """The prior's trial where it scores within one binomial standard error of the best
+        trial (:func:`tied_with_best`: the scores cannot tell them apart), else None (also for a
+        loss score, whose noise is not known here, and for ``prior`` none)."""
+        cfg = self.config
+        want = self.anchors()[1:]
+        if not want or (cfg.optuna.proxy == "density" and cfg.optuna.proxy_score.endswith("loss")):
+            return None
+        found = [t for t in complete if t.number == 1 and t.params == want[0]]
+        images = self._scored_images(study)
+        if not found or not isinstance(images, int) or not images:
+            return None
+        se = tied_with_best([best.value], images)[1]
+        return found[0] if found[0].value >= best.value - se else None
+
     def _noise_line(self, study: optuna.Study, best: FrozenTrial | None) -> str | None:
         """A line saying how many complete trials score within the noise of the best one (the
         binomial standard error of an accuracy over the images the trials are scored on), for
@@ -773,6 +838,9 @@ class OptunaSearcher(Searcher):
         else:
             ranked = sorted(complete, key=lambda t: (-t.value, t.number))  # ties: the earlier trial
             best, top = ranked[0], ranked[: cfg.optuna.export_top]
+            prior = self._kept_prior(study, complete, best)
+            if prior is not None:  # the scores do not tell the best from the prior: the prior stands
+                beaten_by, best, top = best, prior, [prior]
             members = [policy_from_params(t.params, cfg.optuna.optuna_space, cfg.space, cfg.interpolation,
                                           name=f"optuna_{cfg.dataset}", skip=self.vacuous) for t in top]  # fmt: skip
             policy = members[0] if len(members) == 1 else Policy.mixture(members, name=members[0].name)
@@ -780,7 +848,8 @@ class OptunaSearcher(Searcher):
                            "mixture_of_trials": [t.number for t in top], "mixture_scores": [t.value for t in top],
                            "proxy": cfg.optuna.proxy, "score": best.value, "test_acc": best.user_attrs.get("test_acc"),
                            "optuna_space": cfg.optuna.optuna_space, "space": cfg.space, "seed": cfg.seed,
-                           "dataset": cfg.dataset, "params": best.params}  # fmt: skip
+                           "dataset": cfg.dataset, "params": best.params, "prior": cfg.optuna.prior,
+                           "prior_kept": prior is not None}  # fmt: skip
             if cfg.optuna.proxy == "density":
                 policy.meta |= {"proxy_score": cfg.optuna.proxy_score, "proxy_draws": cfg.optuna.proxy_draws,
                                 "proxy_epochs": cfg.epochs, "mean_acc": best.user_attrs.get("acc")}  # fmt: skip
@@ -790,6 +859,8 @@ class OptunaSearcher(Searcher):
                 policy.meta["image_size"] = list(self.dataset.image_size)
             if self.vacuous:
                 policy.meta["vacuous"] = list(self.vacuous)
+            if prior is not None and beaten_by is not prior:
+                policy.meta["prior_over"] = {"trial": beaten_by.number, "score": beaten_by.value}
         policy.save(self.out / "policy.json")
         counts = {s.name.lower(): sum(t.state == s for t in trials) for s in TrialState}
         return {"best": best, "policy": policy, "counts": counts}
@@ -841,6 +912,9 @@ class OptunaSearcher(Searcher):
         best: FrozenTrial | None = outputs["best"]
         counts = outputs["counts"]
         mixed = outputs["policy"].meta.get("mixture_of_trials", [])
+        kept = (
+            outputs["policy"].meta.get("prior_over", {}) if outputs["policy"].meta.get("prior_kept") else None
+        )
         finished_here = sum(1 for t in study.get_trials(deepcopy=False, states=FINISHED)
                             if t.user_attrs.get("worker") == self.worker)  # fmt: skip
         metrics = {"score": best.value if best else None,
@@ -863,7 +937,16 @@ class OptunaSearcher(Searcher):
         lines = [
             f"study {self.study_name!r}: {counts['complete']} complete, {counts['pruned']} pruned, "
             f"{counts['fail']} failed trials ({finished_here} finished by this worker)",
-            f"best: trial {best.number}, {what}"
+            (
+                f"best: trial {best.number}, {what}"
+                if kept is None
+                else f"result: trial {best.number}, RandAugment's point (the prior), {what}; kept because "
+                + (
+                    f"trial {kept['trial']}'s {kept['score']:.4f} is within the noise of it"
+                    if kept.get("trial") is not None
+                    else "no trial scores above it"
+                )
+            )
             if best
             else "no trial completed: policy.json is the identity",
             f"files in {self.out}: policy.json ("
