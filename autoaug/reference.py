@@ -36,6 +36,7 @@ TV_NAMES = {
 }  # fmt: skip
 
 AA_LEVELS = 10  # AutoAugment's magnitude levels
+RA_NUM_OPS, RA_MAGNITUDE, RA_BINS = 2, 9, 31  # torchvision's RandAugment defaults: N, M, levels
 
 # (op, probability, level of 10) pairs, from torchvision.transforms.v2.AutoAugment._get_policies.
 _AA = {
@@ -124,7 +125,7 @@ def autoaugment(dataset: str = "imagenet") -> Policy:
     )
 
 
-def randaugment(num_ops: int = 2, magnitude: int = 9, bins: int = 31) -> Policy:
+def randaugment(num_ops: int = RA_NUM_OPS, magnitude: int = RA_MAGNITUDE, bins: int = RA_BINS) -> Policy:
     """torchvision's RandAugment: ``num_ops`` stages, uniform over the ``standard`` space, one
     magnitude (level ``magnitude`` of ``bins``)."""
     if not 0 <= magnitude < bins:

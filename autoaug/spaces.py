@@ -137,6 +137,28 @@ SYMMETRY = Space(
 
 SPACES: dict[str, Space] = {s.name: s for s in (STANDARD, WIDE, SYMMETRY)}
 
+FAMILIES: dict[str, tuple[str, ...]] = {
+    "geometric": ("shear_x", "shear_y", "translate_x", "translate_y", "rotate", "scale"),
+    "photometric": ("brightness", "color", "contrast", "sharpness", "posterize", "solarize", "autocontrast",
+                    "equalize", "hue", "grayscale", "gaussian_blur"),
+    "flip": ("hflip",),
+    "erasing": ("erasing",),
+    "drastic": ("invert", "vflip", "rotate90"),  # most tasks break these: a choice of its own
+}  # fmt: skip
+"""The ops by kind: RandAugment draws from the geometric and photometric ones."""
+
+
+def randaugment_ops(space: str) -> tuple[str, ...]:
+    """The ops of ``space`` RandAugment's kind of policy draws from (geometric and photometric),
+    in the space's order.
+
+    Example:
+        >>> "hflip" in randaugment_ops("symmetry"), "rotate" in randaugment_ops("symmetry")
+        (False, True)
+    """
+    drawn = set(FAMILIES["geometric"]) | set(FAMILIES["photometric"])
+    return tuple(op for op in get_space(space).ops if op in drawn)
+
 
 def get_space(name: str) -> Space:
     """The named space.
@@ -157,4 +179,15 @@ def default_range(op: str) -> Range | None:
 
 assert set(SYMMETRY.ops) == set(OPS), "every registered op belongs to the symmetry space"
 
-__all__ = ["SPACES", "STANDARD", "SYMMETRY", "WIDE", "Range", "Space", "default_range", "get_space"]
+__all__ = [
+    "FAMILIES",
+    "SPACES",
+    "STANDARD",
+    "SYMMETRY",
+    "WIDE",
+    "Range",
+    "Space",
+    "default_range",
+    "get_space",
+    "randaugment_ops",
+]

@@ -472,3 +472,32 @@ def test_randaugment_export_of_a_search(tmp_path):
         .policy
     )
     assert len(mix.stages) == 1 and mix.meta["export"] == "mixture"
+
+
+def test_prior_export_is_randaugments_point_less_what_the_task_does_not_allow(tmp_path):
+    """export prior: RandAugment's point (2 stages, M 9 of 31, every op applied) over the
+    geometric and photometric ops the search met the constraint at, each at M or at its met top
+    level where that is lower; flips, erasing and the drastic ops stay out even where allowed."""
+    from autoaug.ops import get_op
+    from autoaug.search.mcmc import met_ranges, prior_randaugment
+    from autoaug.spaces import randaugment_ops
+
+    # Tiny ranges: an op met at one level of 30 gets magnitude 1/30, not M's 0.3.
+    stages = prior_randaugment({"rotate": 1, "solarize": 0, "hflip": 30, "identity": 30}, 30)
+    assert [(e.op, e.magnitudes) for e in stages[0]] == [("rotate", (1 / 30,)), ("hflip", (0.0,))]
+    assert prior_randaugment({"vflip": 0}, 30) == []
+
+    cfg = _tiny(tmp_path, "prior", space="symmetry", export="prior", epochs=2, epsilon=5.0)
+    policy = get_searcher("mcmc")(cfg).run().policy
+    history = json.loads((tmp_path / "prior" / "history.json").read_text())
+    half = history["epochs"][len(history["epochs"]) // 2 :]
+    ranges = met_ranges(half, history["ops"], cfg.mcmc.levels, cfg.mcmc.epsilon)
+    allowed = {o for o, n in ranges.items() if n > 0} & set(randaugment_ops("symmetry"))
+    assert policy.meta["export"] == "prior" and policy.meta["n_ops"] == 2 and len(policy.stages) == 2
+    assert {e.op for e in policy.stages[0]} == allowed and "hflip" not in allowed
+    for e in policy.stages[0]:
+        assert e.weight == 1.0 and e.prob == 1.0
+        if get_op(e.op).has_magnitude:
+            assert e.magnitudes == (min(0.3, ranges[e.op] / cfg.mcmc.levels),)
+    with pytest.raises(ValueError, match="export must be one of"):
+        get_searcher("mcmc")(_tiny(tmp_path, "bad", export="law"))

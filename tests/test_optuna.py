@@ -267,6 +267,29 @@ def test_prior_stands_unless_a_trial_scores_above_it_by_more_than_the_noise(tmp_
     assert best.meta["prior_kept"] and "prior_over" not in best.meta and best.meta["trial"] == 1
 
 
+def test_default_search_tries_the_prior_second_and_says_whether_it_stands(tiny_glyphs, tmp_path, capsys):
+    out = tmp_path / "run"
+    argv = ["search", "--method", "optuna", "--dataset", tiny_glyphs, "--batch-size", "32", "--epochs", "2",
+            "--n-trials", "6", "--no-progress", "--out", str(out)]  # fmt: skip
+    assert main(argv) == 0
+    text = capsys.readouterr().out
+    rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert rows[1]["params"] == prior_params("families", "symmetry")
+    study = optuna.load_study(
+        study_name=f"autoaug-{tiny_glyphs}-families", storage=f"sqlite:///{out / 'study.db'}"
+    )
+    images = study.user_attrs["proxy_model"]["scored_images"]
+    best = max(rows, key=lambda r: (r["score"], -r["trial"]))
+    se = math.sqrt(best["score"] * (1 - best["score"]) / images)
+    policy = Policy.load(out / "policy.json")
+    if rows[1]["score"] >= best["score"] - se:
+        assert policy.meta["prior_kept"] and policy.meta["mixture_of_trials"] == [1]
+        assert "result: trial 1, RandAugment's point (the prior)" in text
+    else:
+        assert not policy.meta["prior_kept"] and policy.meta["trial"] == best["trial"]
+        assert f"best: trial {best['trial']}" in text
+
+
 @pytest.mark.parametrize("optuna_space", ["families", "policy", "randaugment"])
 def test_first_trial_is_no_augmentation(optuna_space):
     anchor = identity_params(optuna_space, "standard")
@@ -308,13 +331,13 @@ def test_train_proxy_search_writes_outputs_and_show_reads_them(tiny_glyphs, tmp_
     out = tmp_path / "run"
     argv = ["search", "--method", "optuna", "--dataset", tiny_glyphs, "--batch-size", "32", "--n-trials", "3",
             "--proxy", "train", "--trial-epochs", "1", "--space", "standard", "--optuna-space", "policy",
-            "--export-top", "1", "--no-progress", "--out", str(out)]  # fmt: skip
+            "--export-top", "1", "--prior", "none", "--no-progress", "--out", str(out)]  # fmt: skip
     assert main(argv) == 0
     text = capsys.readouterr().out
     assert (
         "3 trials of 1 epochs" in text
         and "policy.json (the best trial's policy)" in text
-        and ("best: trial" in text or "result: trial 1, RandAugment's point (the prior)" in text)
+        and "best: trial" in text
         and "optuna-dashboard sqlite:///" in text
     )
     for name in (

@@ -122,7 +122,9 @@ class McmcConfig(Settings):
     export: str = setting("randaugment",
         help="the policy written: randaugment (each image gets export_ops ops picked uniformly among "
              "identity and the ops that met the constraint, at magnitudes uniform up to where they met "
-             "it, over the search's second half) or mixture (what the model was trained on)")  # fmt: skip
+             "it, over the search's second half), prior (RandAugment's point, N 2 and M 9, over the geometric "
+             "and photometric ops that met the constraint, each at M or lower where it met it lower) or mixture "
+             "(what the model was trained on)")  # fmt: skip
     export_ops: int = setting(1, limit=Limit(1),
         help="with export randaugment: ops applied to each image, one after the other (RandAugment's N)")  # fmt: skip
     policy_epochs: int = setting(0, limit=Limit(0),

@@ -78,6 +78,7 @@ from torch import Tensor, nn
 from autoaug.models import running_stats_kept
 from autoaug.ops import get_op
 from autoaug.policy import OpEntry, Policy, PolicyParams, atomic_write_text
+from autoaug.reference import RA_BINS, RA_MAGNITUDE, RA_NUM_OPS
 from autoaug.search.base import (
     SearchConfig,
     Searcher,
@@ -87,8 +88,11 @@ from autoaug.search.base import (
     searched_ops,
     vacuous_ops,
 )
-from autoaug.spaces import get_space
+from autoaug.spaces import get_space, randaugment_ops
 from autoaug.train import Trainer, dataset_of, epoch_seed
+
+EXPORTS = ("randaugment", "prior", "mixture")  # mcmc.export's forms
+MET_EXPORTS = ("randaugment", "prior")  # the forms made of the ops and magnitudes that met the constraint
 
 
 class StateSpace:
@@ -378,6 +382,25 @@ def constrained_randaugment(ranges: dict[str, int], levels: int, n_ops: int) -> 
     return [list(stage) for _ in range(n_ops)]
 
 
+def prior_randaugment(ranges: dict[str, int], levels: int) -> list[list[OpEntry]]:
+    """RandAugment's point (torchvision's defaults: N 2, M 9 of 31, every op applied) over the ops
+    of ``ranges``, each at M or at the top of its met levels (``ranges[op]`` of ``levels``) where
+    that is lower: the practitioner's default, less what the search found the task does not allow.
+
+    Examples:
+        >>> [(e.op, e.magnitudes) for e in prior_randaugment({"rotate": 30, "shear_x": 3}, 30)[0]]
+        [('rotate', (0.3,)), ('shear_x', (0.1,))]
+    """
+    m = RA_MAGNITUDE / (RA_BINS - 1)
+    stage = []
+    for op, n in ranges.items():
+        if op == "identity" or n <= 0:
+            continue
+        has = get_op(op).has_magnitude
+        stage.append(OpEntry(op, 1.0, 1.0, (min(m, n / levels),), (1.0,)) if has else OpEntry(op))
+    return [list(stage) for _ in range(RA_NUM_OPS)] if stage else []
+
+
 class MCMCStep:
     """The primal-dual step with the Metropolis-Hastings sampler (a :class:`~autoaug.train.Step`).
 
@@ -595,7 +618,7 @@ class MCMCStep:
         if not self.history:
             raise ValueError("no epoch has finished yet: nothing to make a policy from")
         recorded = all("level_loss" in e for e in self.history)  # a search resumed from before it was
-        if self.config.mcmc.export == "randaugment" and recorded:
+        if self.config.mcmc.export in MET_EXPORTS and recorded:
             return self._met_policy()
         return self._mixture_policy()
 
@@ -614,14 +637,22 @@ class MCMCStep:
         ranges = met_ranges(half, self.states.ops, self.config.mcmc.levels, self.config.mcmc.epsilon)
         kept = {o: n for o, n in ranges.items() if n > 0 and o not in self.inert}
         meta = self._meta(len(half), [o for o, n in ranges.items() if n == 0 and o != "identity"])
-        meta |= {"export": "randaugment", "n_ops": self.config.mcmc.export_ops, "inert": sorted(self.inert)}
+        meta |= {"export": self.config.mcmc.export, "inert": sorted(self.inert)}
+        if self.config.mcmc.export == "prior":
+            ops = randaugment_ops(self.config.space)
+            kept = {o: n for o, n in kept.items() if o in ops}
+            stages = prior_randaugment(kept, self.config.mcmc.levels)
+            meta["n_ops"] = RA_NUM_OPS
+        else:
+            stages = constrained_randaugment(kept, self.config.mcmc.levels, self.config.mcmc.export_ops)
+            meta["n_ops"] = self.config.mcmc.export_ops
         if not kept:  # no op met its constraint (a search too short for the model to learn): no augmentation
             policy = Policy.identity()
             policy.name = f"mcmc_{self.config.dataset}"
             policy.meta.update(meta)
             return policy
         return Policy(
-            constrained_randaugment(kept, self.config.mcmc.levels, self.config.mcmc.export_ops),
+            stages,
             space=self.config.space,
             interpolation=self.config.interpolation,
             name=f"mcmc_{self.config.dataset}",
@@ -764,8 +795,8 @@ def check_settings(config: SearchConfig) -> None:
     """Refuse mcmc settings out of their range or choices, naming the setting."""
     if config.mcmc.constraint not in ("single", "per_op"):
         raise ValueError(f"constraint must be 'single' or 'per_op', got {config.mcmc.constraint!r}")
-    if config.mcmc.export not in ("randaugment", "mixture"):
-        raise ValueError(f"export must be 'randaugment' or 'mixture', got {config.mcmc.export!r}")
+    if config.mcmc.export not in EXPORTS:
+        raise ValueError(f"export must be one of {', '.join(map(repr, EXPORTS))}, got {config.mcmc.export!r}")
     if config.mcmc.n_aug <= 0 or config.mcmc.chain_length < 0:
         raise ValueError(
             f"n_aug must be > 0 and chain_length >= 0, got {config.mcmc.n_aug}, {config.mcmc.chain_length}"
@@ -791,7 +822,7 @@ class MCMCSearcher(Searcher):
         aug = OnlineAugment(config=self.config, ops=ops)
         step = aug.core
         step.vacuous = vacuous
-        if self.config.mcmc.export == "randaugment":  # they would be copies of identity in the export
+        if self.config.mcmc.export in MET_EXPORTS:  # they would be copies of identity in the export
             step.inert = vacuous or vacuous_ops(
                 self.config.space, sample_images(dataset.train, seed=self.config.seed), seed=self.config.seed
             )

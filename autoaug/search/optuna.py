@@ -2,10 +2,16 @@
 
 Optuna's TPE sampler (Bergstra et al., NeurIPS 2011; multivariate, Falkner et al., ICML 2018)
 proposes policy parameters and a proxy scores each policy. Trial 0 is no augmentation, so the
-result is never worse than that on the proxy. The result is the mixture of the policies of the
-``export_top`` best trials (5), stage by stage (:meth:`Policy.mixture`), as Fast AutoAugment
-unions the sub-policies of its best trials rather than keep one: a single best trial of a
-density score is a mild policy, and the mixture is as diverse as the good region of the space.
+result is never worse than that on the proxy. Trial 1 is the prior (``config.optuna.prior``,
+``randaugment``: RandAugment's point of the space, torchvision's N 2 and M 9 over the geometric
+and photometric ops), the policy a practitioner starts from: it is the result unless a trial
+scores above it by more than one binomial standard error of the score, since the proxies tell
+policies apart only that well (on 1,000 Fashion-MNIST images, 3 seeds, the prior kept the
+searches from returning mixtures that trained below RandAugment: BENCHMARKS.md). Otherwise the
+result is the mixture of the policies of the ``export_top`` best trials (5), stage by stage
+(:meth:`Policy.mixture`), as Fast AutoAugment unions the sub-policies of its best trials rather
+than keep one: a single best trial of a density score is a mild policy, and the mixture is as
+diverse as the good region of the space.
 
 Two proxies (``config.optuna.proxy``):
 
@@ -99,29 +105,22 @@ from autoaug._io import save_figure_atomic
 from autoaug.data import Dataset
 from autoaug.ops import get_op
 from autoaug.policy import OpEntry, Policy, atomic_write_text
+from autoaug.reference import RA_BINS, RA_MAGNITUDE, RA_NUM_OPS
 from autoaug.search.base import SearchConfig, Searcher, SearchResult, register, searched_ops
 from autoaug.search.density import SCORES, DensityProxy, density_split, in_memory
 from autoaug.settings import to_yaml
-from autoaug.spaces import get_space
+from autoaug.spaces import FAMILIES, get_space, randaugment_ops
 from autoaug.train import CONFIG_HEADER, PolicyStep, TrainConfig, Trainer, TrainingDiverged, dataset_of
 
 OPTUNA_SPACES = ("families", "policy", "randaugment")
 # The op families of the ``families`` space (each an on/off choice); an op outside them (identity)
 # is left out, ops absent from the chosen space are dropped, a family left empty is no choice.
-FAMILIES: dict[str, tuple[str, ...]] = {
-    "geometric": ("shear_x", "shear_y", "translate_x", "translate_y", "rotate", "scale"),
-    "photometric": ("brightness", "color", "contrast", "sharpness", "posterize", "solarize", "autocontrast",
-                    "equalize", "hue", "grayscale", "gaussian_blur"),
-    "flip": ("hflip",),
-    "erasing": ("erasing",),
-    "drastic": ("invert", "vflip", "rotate90"),  # most tasks break these: a choice of its own
-}  # fmt: skip
 PROB_STEP = 0.05  # the families space's application probability, on a grid that holds 0 and 1
 PRUNERS = ("median", "hyperband", "none")
 PROXIES = ("density", "train")
 MAX_OPS = 3  # ops an image gets in a row, at most
-RA_LEVELS = 31  # RandAugment's magnitude levels (torchvision's num_magnitude_bins)
-RA_POINT = {"n_ops": 2, "magnitude": 9}  # torchvision's RandAugment defaults (N, M of RA_LEVELS)
+RA_LEVELS = RA_BINS  # RandAugment's magnitude levels (torchvision's num_magnitude_bins)
+RA_POINT = {"n_ops": RA_NUM_OPS, "magnitude": RA_MAGNITUDE}  # torchvision's RandAugment defaults
 PRIORS = ("randaugment", "none")
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
 # Settings that change what a trial measures: workers joining a study must agree on them.
@@ -258,8 +257,7 @@ def prior_params(optuna_space: str, space: str) -> dict[str, Any] | None:
         (2, True, False)
     """
     sp = get_space(space)
-    drawn = set(FAMILIES["geometric"]) | set(FAMILIES["photometric"])
-    ops = [op for op in sp.ops if op in drawn]
+    ops = randaugment_ops(space)
     if not ops:
         return None
     point: dict[str, Any] = {"n_ops": RA_POINT["n_ops"]}
