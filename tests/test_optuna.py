@@ -528,11 +528,15 @@ def test_density_search_scores_trials_without_training_them(tiny_glyphs, tmp_pat
     # --proxy-images 0, refused (naming it) with the default.
     study = optuna.load_study(study_name=json.loads((out / "study.json").read_text())["study_name"],
                               storage=f"sqlite:///{out / 'study.db'}")  # fmt: skip
-    older = {k: v for k, v in study.user_attrs["autoaug"].items() if k != "proxy_images"}
+    # Likewise a study from before the prior: its trial 1 was TPE's, as with --prior none.
+    older = {k: v for k, v in study.user_attrs["autoaug"].items() if k not in ("proxy_images", "prior")}
     study.set_user_attr("autoaug", older | {"proxy_draws": 5})
     assert main([*argv[:-2], "--n-trials", "6", "--out", str(out)]) == 2
     err = capsys.readouterr().err
-    assert "'proxy_images': (0, 1000)" in err and "'proxy_draws': (5, 3)" in err
+    assert "'proxy_images': (0, 1000)" in err and "'proxy_draws': (5, 3)" in err and "prior" not in err
+    default_prior = [a for a in argv[:-2] if a not in ("--prior", "none")]
+    assert main([*default_prior, "--proxy-images", "0", "--proxy-draws", "5", "--out", str(out)]) == 2
+    assert "'prior': ('none', 'randaugment')" in capsys.readouterr().err
     again = [*argv[:-2], "--n-trials", "6", "--proxy-images", "0", "--proxy-draws", "5", "--out", str(out)]
     assert main(again) == 0
     assert "6 complete" in capsys.readouterr().out
