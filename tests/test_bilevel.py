@@ -258,9 +258,34 @@ def test_weight_of_label_changing_flips_goes_down(tmp_path):
         assert end[flip] < keep, (flip, end)
 
 
+def test_prior_export_is_randaugments_point_less_the_avoided_ops(tmp_path):
+    """export prior: RandAugment's point (2 stages, M 9 of 31, each op always applied) over the
+    geometric and photometric ops of the search less those it avoided; no flips or erasing."""
+    from autoaug.search.bilevel import avoided_ops
+    from autoaug.spaces import randaugment_ops
+
+    cfg = _tiny(tmp_path, "prior", mode="search", epochs=4, proxy_data=0.5, proxy_epochs=0.5, export="prior")
+    policy = get_searcher("bilevel")(cfg).run().policy
+    history = json.loads((tmp_path / "prior" / "history.json").read_text())
+    avoided = {op for op, _ in avoided_ops(history["epochs"])}
+    want = [op for op in history["ops"] if op in randaugment_ops("symmetry") and op not in avoided]
+    assert policy.meta["export"] == "prior" and sorted(policy.meta["avoided"]) == sorted(avoided)
+    assert len(policy.stages) == 2 and [e.op for e in policy.stages[0]] == want and "hflip" not in want
+    assert all(e.prob == 1.0 and e.magnitudes in ((0.3,), (0.0,)) for e in policy.stages[0])
+    # An op driven to no weight whose loss stays far above the clean loss is left out.
+    step = BilevelStep(cfg)
+    weights = {op: 1.0 for op in step.policy.ops} | {"rotate": 0.0}
+    losses = {op: 0.1 for op in step.policy.ops} | {"rotate": 3.0}
+    step.history = [{"op_weights": weights, "op_aug_loss": losses, "clean_loss": 0.1}]
+    written = step.learned_policy()
+    assert written.meta["avoided"] == ["rotate"] and "rotate" not in written.ops and "shear_x" in written.ops
+
+
 def test_bad_settings_name_the_value(tmp_path):
     with pytest.raises(ValueError, match="mode must be one of"):
         BilevelStep(_tiny(tmp_path, "x", mode="offline"))
     with pytest.raises(ValueError, match="unroll must be one of"):
         BilevelStep(_tiny(tmp_path, "x", unroll="third_order"))
+    with pytest.raises(ValueError, match="export must be one of"):
+        BilevelStep(_tiny(tmp_path, "x", export="best"))
     assert main(["search", "--method", "bilevel", "--mode", "sideways", "--out", str(tmp_path / "y")]) == 2

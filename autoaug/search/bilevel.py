@@ -63,13 +63,15 @@ from torch.func import functional_call
 from autoaug.data.stream import FileSplit, pixel_stats
 from autoaug.ops import get_op
 from autoaug.policy import OpEntry, Policy, atomic_write_text
+from autoaug.reference import RA_BINS, RA_MAGNITUDE, RA_NUM_OPS
 from autoaug.search.base import SearchConfig, Searcher, SearchResult, register, searched_ops
-from autoaug.spaces import get_space
+from autoaug.spaces import get_space, randaugment_ops
 from autoaug.train import Trainer, dataset_of
 
 MODES = ("search", "online")
 UNROLLS = ("second_order", "first_order")
 RELAXATIONS = ("hard", "soft")
+EXPORTS = ("learned", "prior")  # bilevel.export's forms
 _ST_MIN_MAGNITUDE = 1e-2  # the identity-path surrogate divides by the magnitude
 
 
@@ -388,6 +390,8 @@ class BilevelStep:
             raise ValueError(f"unroll must be one of {UNROLLS}, got {config.bilevel.unroll!r}")
         if config.bilevel.relaxation not in RELAXATIONS:
             raise ValueError(f"relaxation must be one of {RELAXATIONS}, got {config.bilevel.relaxation!r}")
+        if config.bilevel.export not in EXPORTS:
+            raise ValueError(f"export must be one of {EXPORTS}, got {config.bilevel.export!r}")
         if (
             config.bilevel.policy_every < 1
             or config.bilevel.temperature <= 0
@@ -582,7 +586,26 @@ class BilevelStep:
             meta["image_size"] = list(self.image_size)
         if self.vacuous:
             meta["vacuous"] = list(self.vacuous)
+        if cfg.bilevel.export == "prior":
+            return self.prior_policy(meta)
         return self.policy.to_policy(name=f"bilevel_{cfg.dataset}", meta=meta)
+
+    def prior_policy(self, meta: dict[str, Any]) -> Policy:
+        """RandAugment's point (torchvision's N 2, M 9 of 31, every op applied) over the geometric
+        and photometric ops of the search that it did not avoid (:func:`avoided_ops`: driven down
+        with a loss well above the clean loss): the practitioner's default, less what the search
+        found changes the label."""
+        avoided = sorted(op for op, _ in avoided_ops(self.history))
+        drawn = set(randaugment_ops(self.config.space))
+        ops = [op for op in self.policy.ops if op in drawn and op not in avoided]
+        m = RA_MAGNITUDE / (RA_BINS - 1)
+        stage = [
+            OpEntry(op, 1.0, 1.0, (m,), (1.0,)) if get_op(op).has_magnitude else OpEntry(op) for op in ops
+        ]
+        meta = meta | {"export": "prior", "avoided": avoided, "n_ops": RA_NUM_OPS}
+        stages = [list(stage) for _ in range(RA_NUM_OPS)] if stage else []
+        return Policy(stages, space=self.config.space, interpolation=self.config.interpolation,
+                      name=f"bilevel_{self.config.dataset}", meta=meta)  # fmt: skip
 
     def write_outputs(self, out: Path) -> None:
         out.mkdir(parents=True, exist_ok=True)
