@@ -19,7 +19,7 @@ Example:
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from functools import partial
 
 import torch
@@ -123,6 +123,24 @@ def autoaugment(dataset: str = "imagenet") -> Policy:
         name=f"autoaugment_{dataset}",
         meta={"source": f"torchvision.transforms.v2.AutoAugment(AutoAugmentPolicy.{dataset.upper()})"},
     )
+
+
+def randaugment_point(ops: Iterable[str], caps: dict[str, float] | None = None) -> list[list[OpEntry]]:
+    """RandAugment's point (torchvision's defaults: N 2 stages, M 9 of 31, every op applied) over
+    ``ops``, uniform among them, each at M or at ``caps[op]`` (a magnitude in [0, 1]) where that is
+    lower; no stages for no ops. The searchers' prior.
+
+    Example:
+        >>> [(e.op, e.magnitudes) for e in randaugment_point(["rotate", "shear_x"], {"shear_x": 0.1})[0]]
+        [('rotate', (0.3,)), ('shear_x', (0.1,))]
+    """
+    m = RA_MAGNITUDE / (RA_BINS - 1)
+    caps = caps or {}
+    stage = [
+        OpEntry(op, 1.0, 1.0, (min(m, caps.get(op, m)),), (1.0,)) if get_op(op).has_magnitude else OpEntry(op)
+        for op in ops
+    ]
+    return [list(stage) for _ in range(RA_NUM_OPS)] if stage else []
 
 
 def randaugment(num_ops: int = RA_NUM_OPS, magnitude: int = RA_MAGNITUDE, bins: int = RA_BINS) -> Policy:

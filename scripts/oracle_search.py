@@ -40,7 +40,6 @@ import optuna
 
 ROOT = Path(__file__).resolve().parents[1]
 SETTINGS = {"lowdata": {"train_size": 1000, "epochs": 60}, "cpu": {"train_size": 6000, "epochs": 15}}
-RANDAUGMENT_POINT = {"n_ops": 2, "magnitude": 9, "prob": 1.0}  # torchvision's defaults: N 2, M 9 of 31
 
 
 def _load(name: str):
@@ -185,12 +184,9 @@ def main(argv: list[str] | None = None) -> int:
                                 direction="maximize", sampler=sampler, load_if_exists=True)  # fmt: skip
     state = optuna.trial.TrialState
     if not study.trials:
-        from autoaug.search.optuna import families_of
+        from autoaug.search.optuna import prior_params
 
-        ra = RANDAUGMENT_POINT | {
-            f"family:{f}": f in ("geometric", "photometric") for f in families_of(args.space)
-        }
-        study.enqueue_trial(ra)
+        study.enqueue_trial(prior_params("families", args.space))
     for t in study.trials:  # a killed run's trials: failed, and their candidates drawn again first
         if t.state == state.RUNNING:
             study.tell(t.number, state=state.FAIL)

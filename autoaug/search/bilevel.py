@@ -63,7 +63,7 @@ from torch.func import functional_call
 from autoaug.data.stream import FileSplit, pixel_stats
 from autoaug.ops import get_op
 from autoaug.policy import OpEntry, Policy, atomic_write_text
-from autoaug.reference import RA_BINS, RA_MAGNITUDE, RA_NUM_OPS
+from autoaug.reference import RA_NUM_OPS, randaugment_point
 from autoaug.search.base import SearchConfig, Searcher, SearchResult, register, searched_ops
 from autoaug.spaces import get_space, randaugment_ops
 from autoaug.train import Trainer, dataset_of
@@ -598,13 +598,8 @@ class BilevelStep:
         avoided = sorted(op for op, _ in avoided_ops(self.history))
         drawn = set(randaugment_ops(self.config.space))
         ops = [op for op in self.policy.ops if op in drawn and op not in avoided]
-        m = RA_MAGNITUDE / (RA_BINS - 1)
-        stage = [
-            OpEntry(op, 1.0, 1.0, (m,), (1.0,)) if get_op(op).has_magnitude else OpEntry(op) for op in ops
-        ]
         meta = meta | {"export": "prior", "avoided": avoided, "n_ops": RA_NUM_OPS}
-        stages = [list(stage) for _ in range(RA_NUM_OPS)] if stage else []
-        return Policy(stages, space=self.config.space, interpolation=self.config.interpolation,
+        return Policy(randaugment_point(ops), space=self.config.space, interpolation=self.config.interpolation,
                       name=f"bilevel_{self.config.dataset}", meta=meta)  # fmt: skip
 
     def write_outputs(self, out: Path) -> None:

@@ -78,7 +78,7 @@ from torch import Tensor, nn
 from autoaug.models import running_stats_kept
 from autoaug.ops import get_op
 from autoaug.policy import OpEntry, Policy, PolicyParams, atomic_write_text
-from autoaug.reference import RA_BINS, RA_MAGNITUDE, RA_NUM_OPS
+from autoaug.reference import RA_NUM_OPS, randaugment_point
 from autoaug.search.base import (
     SearchConfig,
     Searcher,
@@ -383,22 +383,16 @@ def constrained_randaugment(ranges: dict[str, int], levels: int, n_ops: int) -> 
 
 
 def prior_randaugment(ranges: dict[str, int], levels: int) -> list[list[OpEntry]]:
-    """RandAugment's point (torchvision's defaults: N 2, M 9 of 31, every op applied) over the ops
-    of ``ranges``, each at M or at the top of its met levels (``ranges[op]`` of ``levels``) where
-    that is lower: the practitioner's default, less what the search found the task does not allow.
+    """RandAugment's point over the ops of ``ranges`` (:func:`~autoaug.reference.randaugment_point`),
+    each at M or at the top of its met levels (``ranges[op]`` of ``levels``) where that is lower:
+    the practitioner's default, less what the search found the task does not allow.
 
     Examples:
         >>> [(e.op, e.magnitudes) for e in prior_randaugment({"rotate": 30, "shear_x": 3}, 30)[0]]
         [('rotate', (0.3,)), ('shear_x', (0.1,))]
     """
-    m = RA_MAGNITUDE / (RA_BINS - 1)
-    stage = []
-    for op, n in ranges.items():
-        if op == "identity" or n <= 0:
-            continue
-        has = get_op(op).has_magnitude
-        stage.append(OpEntry(op, 1.0, 1.0, (min(m, n / levels),), (1.0,)) if has else OpEntry(op))
-    return [list(stage) for _ in range(RA_NUM_OPS)] if stage else []
+    met = {op: n / levels for op, n in ranges.items() if op != "identity" and n > 0}
+    return randaugment_point(met, met)
 
 
 class MCMCStep:

@@ -10,11 +10,10 @@ policies apart only that well. On Fashion-MNIST (3 seeds, the exported policy re
 loop) the prior lifted the search's policy from 0.8514 to 0.8582 with 1,000 training images
 (RandAugment 0.8569), from 0.8749 to 0.8795 with 2,500 and left it level with 6,000 (0.8915,
 0.8918; RandAugment 0.8917): BENCHMARKS.md, "The practitioner's default as the searchers' prior".
-Otherwise the
-result is the mixture of the policies of the ``export_top`` best trials (5), stage by stage
-(:meth:`Policy.mixture`), as Fast AutoAugment unions the sub-policies of its best trials rather
-than keep one: a single best trial of a density score is a mild policy, and the mixture is as
-diverse as the good region of the space.
+Otherwise the result is the mixture of the policies of the ``export_top`` best trials (5), stage
+by stage (:meth:`Policy.mixture`), as Fast AutoAugment unions the sub-policies of its best trials
+rather than keep one: a single best trial of a density score is a mild policy, and the mixture is
+as diverse as the good region of the space.
 
 Two proxies (``config.optuna.proxy``):
 
