@@ -20,7 +20,7 @@ Examples:
     ...
     autoaug.settings.SettingError: rate = 0: expected a number > 0
     >>> print(to_yaml(Demo()), end="")
-    # step size (a number > 0)
+    # step size (> 0)
     rate: 0.1
 """
 

@@ -323,7 +323,8 @@ def policy_weights(lam: Tensor, relax: Tensor | None, epsilon: float) -> Tensor:
     Continuous in λ and u: all λ = 0 gives no augmentation, a small λ a small weight.
 
     Examples:
-        >>> policy_weights(torch.tensor([0.0, 0.2, 0.4]), torch.tensor([0.0, 0.3, 0.9]), 0.6).tolist()
+        >>> w = policy_weights(torch.tensor([0.0, 0.2, 0.4]), torch.tensor([0.0, 0.3, 0.9]), 0.6)
+        >>> [round(x, 6) for x in w.tolist()]
         [0.0, 0.1, 0.0]
     """
     lam = lam.clamp(min=0)
