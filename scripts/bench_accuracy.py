@@ -311,16 +311,23 @@ def plain_settings(policy: str, seed: int, args: argparse.Namespace, mix: str = 
     }
 
 
+def finished_plain(out: Path, want: dict) -> dict | None:
+    """plain_train.py's JSON at ``out`` when it was trained with the settings ``want`` names."""
+    if not out.is_file():
+        return None
+    done = json.loads(out.read_text())
+    return done if {k: done["settings"].get(k) for k in want} == want else None
+
+
 def run_plain(policy: str, seed: int, args: argparse.Namespace, out: Path, tag: str, mix: str = "") -> dict:
     """scripts/plain_train.py with ``policy`` (a fixed policy's name or an exported ``.py``) and
     ``mix`` (its ``--mix``, if any) in a subprocess; its JSON, reused when one of the same
     settings is there."""
     want = plain_settings(policy, seed, args, mix)
-    if out.is_file():
-        done = json.loads(out.read_text())
-        if {k: done["settings"].get(k) for k in want} == want:
-            print(f"[{tag}] reusing {out}")
-            return done
+    done = finished_plain(out, want)
+    if done is not None:
+        print(f"[{tag}] reusing {out}")
+        return done
     cmd = [sys.executable, str(PLAIN_TRAIN), "--out", str(out), "--workers", str(args.plain_workers)]
     cmd += [f"--{k.replace('_', '-')}={v}" for k, v in want.items()]
     if args.quiet:

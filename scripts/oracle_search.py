@@ -81,10 +81,9 @@ def train(policy_py: Path, seed: int, out: Path, args: argparse.Namespace, cores
         "seed": seed,
         "dev_size": args.dev_size,
     }
-    if out.is_file():
-        done = json.loads(out.read_text())
-        if {k: done["settings"].get(k) for k in want} == want:
-            return done
+    done = bench.finished_plain(out, want)
+    if done is not None:
+        return done
     cmd = [sys.executable, str(bench.PLAIN_TRAIN), "--policy", str(policy_py), "--out", str(out), "--threads", "1",
            "--workers", "1", "--quiet"] + [f"--{k.replace('_', '-')}={v}" for k, v in want.items()]  # fmt: skip
     if args.data_root:
