@@ -11,11 +11,17 @@ mean in the same table).
 Run:
     python scripts/ship_policies.py results/accuracy_cpu            # seed 0's policies
     python scripts/ship_policies.py results/accuracy_cpu --seed 1 --methods mcmc
+    python scripts/ship_policies.py results/accuracy_cpu --methods "mcmc[export=prior]"  # a variant's row
+
+A variant's row (``mcmc[export=prior]``) ships as its searcher's file (``DATASET_mcmc.json``);
+``meta.row`` names the row, ``meta.settings`` its settings.
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
+import importlib.util
 import json
 from pathlib import Path
 
@@ -24,6 +30,15 @@ from autoaug.policy import atomic_write_text
 ROOT = Path(__file__).resolve().parents[1]
 SEARCHERS = ("mcmc", "bilevel", "optuna")
 FIXED = ("none", "hflip", "hflip-crop-erase", "randaugment", "trivialaugment", "autoaugment")
+
+
+@functools.cache
+def _bench_accuracy():
+    """scripts/bench_accuracy.py, for how it names a row's settings and run folders."""
+    spec = importlib.util.spec_from_file_location("bench_accuracy", ROOT / "scripts" / "bench_accuracy.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def provenance(results: dict, method: str, seed: int, bench_dir: Path) -> dict:
@@ -38,13 +53,17 @@ def provenance(results: dict, method: str, seed: int, bench_dir: Path) -> dict:
     fixed = {m: rows[m]["test_acc_mean"] for m in FIXED if m in rows}
     best = max(fixed, key=fixed.get) if fixed else None
     setting = results["setting"]
+    bench = _bench_accuracy()
+    [(_, searcher, overrides)] = bench.parse_methods(method)
     return {
         "dataset": setting["dataset"],
-        "method": method,
+        "method": searcher,
+        **({"row": method, "settings": overrides} if method != searcher else {}),
         "space": setting["space"],
         "seed": seed,
         "setting": {k: setting[k] for k in ("train_size", "model", "epochs", "batch_size", "lr")},
-        "command": f"{results['command']}  (the search of seed {seed}: {bench_dir.name}/runs/{method}_s{seed}/search)",
+        "command": f"{results['command']}  (the search of seed {seed}: "
+        f"{bench_dir.name}/runs/{bench.run_name(method)}_s{seed}/search)",
         "retrained": {
             "by": "scripts/plain_train.py (torch and torchvision only), the exported policy_tv.py",
             "test_acc": run["test_acc"],
@@ -73,12 +92,12 @@ def main(argv: list[str] | None = None) -> None:
         if method not in results["methods"]:
             raise SystemExit(f"{results_path}: no row for {method!r} (rows: {', '.join(results['methods'])})")
         meta = provenance(results, method, args.seed, args.bench)
-        src = args.bench / "runs" / f"{method}_s{args.seed}" / "search" / "policy.json"
+        src = _bench_accuracy().run_dir(args.bench, method, args.seed) / "search" / "policy.json"
         if not src.is_file():
             raise SystemExit(f"{src}: not found (the benchmark's runs/ folder is kept where it ran)")
         policy = json.loads(src.read_text())
         policy.setdefault("meta", {}).update(meta)
-        dest = args.out / f"{results['setting']['dataset']}_{method}.json"
+        dest = args.out / f"{results['setting']['dataset']}_{meta['method']}.json"
         atomic_write_text(dest, json.dumps(policy, indent=2) + "\n")
         r = policy["meta"]["retrained"]
         print(f"{dest}: {method} seed {args.seed}, retrained {r['test_acc']:.4f} "

@@ -23,14 +23,15 @@ def _bench(tmp_path: Path) -> Path:
         "machine": "test",
         "command": "python scripts/bench_accuracy.py",
         "methods": {"none": row | {"test_acc_mean": 0.87}, "randaugment": row | {"test_acc_mean": 0.89},
-                    "mcmc": row},
+                    "mcmc": row, "mcmc[export=prior]": row | {"test_acc_mean": 0.888}},
     }  # fmt: skip
     bench.mkdir()
     (bench / "results.json").write_text(json.dumps(results))
     for seed in (0, 1):
-        search = bench / "runs" / f"mcmc_s{seed}" / "search"
-        search.mkdir(parents=True)
-        load_policy("trivialaugment" if seed else "randaugment").save(search / "policy.json")
+        for run, policy in (("mcmc", "randaugment"), ("mcmc-exportprior", "autoaugment_svhn")):
+            search = bench / "runs" / f"{run}_s{seed}" / "search"
+            search.mkdir(parents=True)
+            load_policy("trivialaugment" if seed and run == "mcmc" else policy).save(search / "policy.json")
     return bench
 
 
@@ -65,3 +66,23 @@ def test_a_missing_run_or_row_is_named(tmp_path):
     assert done.returncode != 0 and "no mcmc run with seed 2" in done.stderr
     done = _ship(str(bench), "--methods", "optuna", "--out", str(tmp_path))
     assert done.returncode != 0 and "no row for 'optuna'" in done.stderr
+
+
+def test_a_variants_row_ships_as_its_searchers_file(tmp_path):
+    bench, out = _bench(tmp_path), tmp_path / "policies"
+    out.mkdir()
+    done = _ship(str(bench), "--methods", "mcmc[export=prior]", "--out", str(out))
+    assert done.returncode == 0, done.stderr
+    assert [p.name for p in out.iterdir()] == ["fashion-mnist_mcmc.json"]
+    shipped = load_policy(out / "fashion-mnist_mcmc.json")
+    source = load_policy(bench / "runs" / "mcmc-exportprior_s0" / "search" / "policy.json")
+    assert shipped.to_dict()["stages"] == source.to_dict()["stages"]
+    assert shipped.to_dict()["stages"] != load_policy("randaugment").to_dict()["stages"]  # not mcmc's row
+    meta = shipped.meta
+    assert (meta["method"], meta["row"], meta["settings"]) == (
+        "mcmc",
+        "mcmc[export=prior]",
+        {"export": "prior"},
+    )
+    assert meta["retrained"]["method_mean"] == 0.888
+    assert "mcmc-exportprior_s0/search" in meta["command"]
