@@ -593,8 +593,8 @@ def cmd_search(args: argparse.Namespace) -> None:
     elif not unsure:
         print("no op seems to break the task")
     if unsure:
-        keeps = ("keeps them only up to the magnitudes where they met it" if result.policy.meta.get("export") ==
-                 "randaugment" else "tapers their weight by their relaxation")  # fmt: skip
+        keeps = ("keeps them only up to the magnitudes where they met it" if result.policy.meta.get("export") in
+                 ("randaugment", "prior") else "tapers their weight by their relaxation")  # fmt: skip
         print(("also unmet" if rejected else "ops the task may reject") + " (constraint not met, loss still "
               f"falling: a break or a slow symmetry; `autoaug analyze` tells; the policy {keeps}): "
               + ", ".join(f"{n} ({h:.2f})" for n, h in unsure))  # fmt: skip

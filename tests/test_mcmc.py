@@ -475,7 +475,7 @@ def test_randaugment_export_of_a_search(tmp_path):
 
 
 def test_prior_export_is_randaugments_point_less_what_the_task_does_not_allow(tmp_path):
-    """export prior: RandAugment's point (2 stages, M 9 of 31, every op applied) over the
+    """export prior (the default): RandAugment's point (2 stages, M 9 of 31, every op applied) over the
     geometric and photometric ops the search met the constraint at, each at M or at its met top
     level where that is lower; flips, erasing and the drastic ops stay out even where allowed."""
     from autoaug.ops import get_op
@@ -487,7 +487,7 @@ def test_prior_export_is_randaugments_point_less_what_the_task_does_not_allow(tm
     assert [(e.op, e.magnitudes) for e in stages[0]] == [("rotate", (1 / 30,)), ("hflip", (0.0,))]
     assert prior_randaugment({"vflip": 0}, 30) == []
 
-    cfg = _tiny(tmp_path, "prior", space="symmetry", export="prior", epochs=2, epsilon=5.0)
+    cfg = _tiny(tmp_path, "prior", space="symmetry", epochs=2, epsilon=5.0)  # the default export
     policy = get_searcher("mcmc")(cfg).run().policy
     history = json.loads((tmp_path / "prior" / "history.json").read_text())
     half = history["epochs"][len(history["epochs"]) // 2 :]

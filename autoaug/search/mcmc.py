@@ -39,16 +39,22 @@ image. Solved primal-dual:
   rank holds the same λ and u), the epoch's statistics and the chains an epoch moved are
   all-reduced at its end (every rank writes the same history and policy).
 
-**The learned policy** (``mcmc.export``). By default (``randaugment``) it is what the search found
-the task allows, in RandAugment's form: for each op, the magnitudes at which the search's model
+**The learned policy** (``mcmc.export``). By default (``prior``) it is the practitioner's default
+less what the search found the task does not allow: RandAugment's point (N 2, M 9 of 31, every op
+applied) over the geometric and photometric ops that met the constraint, each at M or at the top
+of its met range where that is lower (:func:`prior_randaugment`). ``randaugment`` is what the
+search found the task allows, in RandAugment's form: for each op, the magnitudes at which the search's model
 met the invariance constraint over the second half of the search (:func:`met_ranges`: the
 largest range ``[0, m]`` such that the op at a magnitude uniform in it has a mean augmented loss
 ``≤ ε``, from the loss recorded per level), then ``export_ops`` ops per image picked uniformly among
 ``identity`` and the ops with a range, each at a magnitude uniform in its range
 (:func:`constrained_randaugment`). Ops that change no training image (colour ops on grey
-images) are left out of it. Why not the sampler's law itself: it is the law of the *hardest*
-transformations, which the model saw beside every clean image; applied alone as a fixed policy
-it was 1.6 points below this form on a development set (Fashion-MNIST, 1,000 images).
+images) are left out of both. Why ``prior`` by default: on development sets (Fashion-MNIST
+training images that no run drew, three seeds) it was above ``randaugment`` at 1,000 and 2,500
+training images and within the seeds' spread of it at 6,000 (BENCHMARKS.md). Why not the
+sampler's law itself: it is the law of the *hardest* transformations, which the model saw beside
+every clean image; applied alone as a fixed policy it was 1.6 points below the ``randaugment``
+form on a development set (Fashion-MNIST, 1,000 images).
 
 ``export="mixture"`` writes what the model was trained on, as one transform per image
 (:func:`policy_weights`): the clean image with weight 1 and op g with weight ``λ̄_g`` (λ
@@ -606,8 +612,9 @@ class MCMCStep:
         return {"acceptance": acceptance, "lambda_mean": lam}
 
     def learned_policy(self) -> Policy:
-        """The search as a policy, in the form ``mcmc.export`` names: ``randaugment``, the ops
-        and magnitudes at which the search's model met the invariance constraint, RandAugment's
+        """The search as a policy, in the form ``mcmc.export`` names: ``prior``, RandAugment's
+        point over the ops that met the invariance constraint (:func:`prior_randaugment`);
+        ``randaugment``, the ops and magnitudes at which the search's model met it, RandAugment's
         way (:func:`met_ranges`, :func:`constrained_randaugment`); or ``mixture``, what the model
         was trained on (the module's description says how)."""
         if not self.history:
