@@ -23,7 +23,7 @@ What the tables report, per method:
   multiple of the median wall time of ``none``'s plain training in the same table;
 * median wall times of the search and of the plain training.
 
-In ``cpu`` and ``lowdata`` the searches run on the CPU, where plain_train.py trains, so that
+In ``cpu``, ``lowdata`` and ``synthetic`` the searches run on the CPU, where plain_train.py trains, so that
 their costs compare. Writes ``OUT/results.json`` and ``OUT/results.md`` (``OUT``:
 ``results/accuracy_SETTING`` unless ``--out``). Rows of methods not run now are kept from an
 earlier ``results.json`` of the same setting and seeds.
@@ -36,9 +36,10 @@ Settings (``--setting``; the other flags override them):
 * ``lowdata``: the same with 1,000 training images and 60 epochs, where the policies differ more;
 * ``gpu``: full Fashion-MNIST (60,000 images), ResNet-18, 30 epochs; plain_train.py trains only
   the small CNN, so this setting trains with autoaug's trainer (``--trainer autoaug``);
-* ``synthetic``: each built-in synthetic dataset (``glyphs``, ``arrows``), the small CNN,
-  10 epochs; autoaug's trainer (plain_train.py reads IDX files); one table per dataset under
-  ``OUT/DATASET/``.
+* ``synthetic``: the built-in synthetic datasets ``glyphs`` and ``arrows`` (``--dataset``: any
+  task of the symmetry suite, ``autoaug datasets`` lists them), 6,000 images, the small CNN,
+  10 epochs; each seed's generated images are written as IDX files into the table's ``data/`` for
+  plain_train.py; one table per dataset under ``OUT/DATASET/``.
 
 With ``--trainer autoaug`` every policy (a fixed one by autoaug's name, a searcher's
 ``policy.json``) is trained with ``autoaug train``'s Trainer in this process instead
@@ -63,6 +64,7 @@ import json
 import os
 import platform
 import re
+import shutil
 import statistics
 import subprocess
 import sys
@@ -72,6 +74,8 @@ from pathlib import Path
 import torch
 import yaml
 
+from autoaug.data import SYNTHETIC_DATASETS, synthetic_pool
+from autoaug.data.idx import write_idx_dir
 from autoaug.search import SECTIONS, SearchConfig, get_searcher
 from autoaug.settings import flatten
 from autoaug.train import TrainConfig, Trainer
@@ -117,7 +121,7 @@ SETTINGS = {
     "gpu": {"datasets": ["fashion-mnist"], "train_size": None, "model": "resnet18", "epochs": 30,
             "space": "symmetry", "trainer": "autoaug", "device": "auto"},
     "synthetic": {"datasets": ["glyphs", "arrows"], "train_size": 6000, "model": "small_cnn", "epochs": 10,
-                  "space": "symmetry", "trainer": "autoaug", "device": "auto"},
+                  "space": "symmetry", "trainer": "plain", "device": "cpu"},
 }  # fmt: skip
 
 
@@ -296,12 +300,15 @@ def export_policy(policy: Path, out: Path, tag: str) -> Path:
     return out
 
 
-def plain_settings(policy: str, seed: int, args: argparse.Namespace, mix: str = "") -> dict:
-    """What a plain training must have been run with to be reused (plain_train.py's names)."""
+def plain_settings(
+    policy: str, seed: int, args: argparse.Namespace, mix: str = "", data_root: str | None = None
+) -> dict:
+    """What a plain training must have been run with to be reused (plain_train.py's names);
+    ``data_root``: the seed's data (:func:`plain_data_root`) when not ``args.data_root``."""
     return {
         "policy": policy,
         **({"mix": mix} if mix else {}),
-        "data_root": args.data_root,
+        "data_root": data_root or args.data_root,
         "train_size": args.train_size,
         "epochs": args.epochs,
         "batch_size": args.batch_size,
@@ -319,11 +326,43 @@ def finished_plain(out: Path, want: dict) -> dict | None:
     return done if {k: done["settings"].get(k) for k in want} == want else None
 
 
-def run_plain(policy: str, seed: int, args: argparse.Namespace, out: Path, tag: str, mix: str = "") -> dict:
+def plain_data_root(args: argparse.Namespace, seed: int, out: Path) -> str:
+    """The directory plain_train.py reads ``seed``'s data from: ``--data-root``, or for a
+    synthetic dataset the images autoaug generates for this seed and size (the searches' own),
+    written once as IDX files under ``OUT/data/`` in ``load_dataset``'s order, so that
+    plain_train.py, drawing every image with ``--train-size``, holds out the same validation
+    images as the search."""
+    if not is_synthetic(args.dataset):
+        return args.data_root
+    root = out / "data" / f"{args.dataset}_n{args.train_size}_s{seed}"
+    if not (root / "done").is_file():
+        pool, test = synthetic_pool(args.dataset, args.train_size, seed)
+        tmp = root.with_name(f".{root.name}.{os.getpid()}.tmp")  # whole, then renamed
+        shutil.rmtree(tmp, ignore_errors=True)
+        write_idx_dir(tmp, pool, test)
+        (tmp / "done").write_text(f"{args.dataset}, {args.train_size} images, seed {seed}\n")
+        shutil.rmtree(root, ignore_errors=True)
+        tmp.replace(root)
+    return str(root)
+
+
+def is_synthetic(dataset: str) -> bool:
+    return dataset.replace("_", "-").lower() in SYNTHETIC_DATASETS
+
+
+def run_plain(
+    policy: str,
+    seed: int,
+    args: argparse.Namespace,
+    out: Path,
+    tag: str,
+    mix: str = "",
+    data_root: str | None = None,
+) -> dict:
     """scripts/plain_train.py with ``policy`` (a fixed policy's name or an exported ``.py``) and
-    ``mix`` (its ``--mix``, if any) in a subprocess; its JSON, reused when one of the same
-    settings is there."""
-    want = plain_settings(policy, seed, args, mix)
+    ``mix`` (its ``--mix``, if any) in a subprocess, on ``data_root`` (default ``--data-root``);
+    its JSON, reused when one of the same settings is there."""
+    want = plain_settings(policy, seed, args, mix, data_root)
     done = finished_plain(out, want)
     if done is not None:
         print(f"[{tag}] reusing {out}")
@@ -370,7 +409,7 @@ def run_one(label: str, method: str, overrides: dict, seed: int, args: argparse.
             policy = str(export_policy(Path(policy), run / "policy_tv.py", tag))
         record["policy"] = policy
     if args.trainer == "plain":
-        final = run_plain(policy, seed, args, run / "plain.json", tag, mix)
+        final = run_plain(policy, seed, args, run / "plain.json", tag, mix, plain_data_root(args, seed, out))
     else:
         final = run_autoaug_train(policy, seed, args, run / "train", tag)
     record.update(test_acc=final["test_acc"], val_acc=final["val_acc"], seconds=final["wall_seconds"])
@@ -506,13 +545,14 @@ def main(argv: list[str] | None = None, default_methods: str | None = None) -> N
             )
     datasets = [args.dataset] if args.dataset else preset["datasets"]
     if args.trainer == "plain" and any(
-        d.replace("_", "-").lower() not in ("fashion-mnist", "mnist") for d in datasets
+        d.replace("_", "-").lower() not in ("fashion-mnist", "mnist") and not is_synthetic(d)
+        for d in datasets
     ):
         raise SystemExit(
-            f"--trainer plain: plain_train.py reads IDX files (fashion-mnist, mnist), got {datasets}; "
-            "use --trainer autoaug"
+            f"--trainer plain: plain_train.py reads IDX files (fashion-mnist, mnist; a synthetic dataset is "
+            f"written as such), got {datasets}; use --trainer autoaug"
         )
-    if args.trainer == "plain" and args.data_root is None:
+    if args.trainer == "plain" and args.data_root is None and not all(map(is_synthetic, datasets)):
         if datasets != ["fashion-mnist"]:
             raise SystemExit(f"--trainer plain: give --data-root, the directory of {datasets[0]}'s IDX files")
         args.data_root = "/usr/share/datasets/fashion-mnist"  # plain_train.py's default

@@ -22,7 +22,7 @@ documentation places ``MixUp`` and ``CutMix`` (``--mix cutmix``, ``mixup[alpha=0
 
 The rest is ``scripts/bench_accuracy.py``'s ``cpu`` setting (``autoaug train``'s defaults):
 
-* data: the IDX files in ``--data-root`` (gzipped or not); ``--train-size`` images drawn
+* data: the IDX files in ``--data-root`` (gzipped or not; images N×H×W, or N×H×W×C in colour); ``--train-size`` images drawn
   class-balanced from the training set and 10% of them held out for validation, drawn exactly
   as autoaug's ``load_dataset`` draws them for the same seed (so the runs compare image for
   image); evaluation on all 10,000 test images; inputs normalized by the training images'
@@ -104,7 +104,9 @@ def read_idx(path: Path) -> np.ndarray:
 
 
 def load_idx_dir(root: Path) -> dict[str, torch.Tensor]:
-    """The four Fashion-MNIST (or MNIST) files of ``root``: uint8 images N×1×H×W, int64 labels."""
+    """The four Fashion-MNIST (or MNIST) files of ``root``: uint8 images N×C×H×W (an image file
+    holds N×H×W for one channel, N×H×W×C for more, as autoaug's ``write_idx_dir`` writes a
+    synthetic task), int64 labels."""
     arrays = {}
     for key, stem in IDX_FILES.items():
         path = next((root / n for n in (f"{stem}.gz", stem) if (root / n).is_file()), None)
@@ -112,7 +114,13 @@ def load_idx_dir(root: Path) -> dict[str, torch.Tensor]:
             raise FileNotFoundError(f"{root}: no {stem}.gz (nor {stem}); see --data-root")
         arrays[key] = torch.from_numpy(read_idx(path).copy())
     for part in ("train", "test"):
-        arrays[f"{part}_images"] = arrays[f"{part}_images"].unsqueeze(1)
+        images = arrays[f"{part}_images"]
+        if images.ndim not in (3, 4):
+            raise ValueError(
+                f"{root}: {part} images of shape {tuple(images.shape)}; expected N×H×W or N×H×W×C"
+            )
+        images = images.unsqueeze(1) if images.ndim == 3 else images.permute(0, 3, 1, 2).contiguous()
+        arrays[f"{part}_images"] = images
         arrays[f"{part}_labels"] = arrays[f"{part}_labels"].long()
     return arrays
 

@@ -11,7 +11,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from conftest import write_bar_idx
+
+from autoaug.data import load_dataset
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -108,10 +111,51 @@ def test_settings_search_the_symmetry_space_and_train_in_the_plain_script():
     plain_train = _load("plain_train")
     assert set(bench_accuracy.FIXED.split(",")) == set(plain_train.FIXED_POLICIES)
     assert set(bench_accuracy.TUNABLE) == set(plain_train.TUNABLE)  # those whose arguments it takes
+    assert bench_accuracy.SETTINGS["synthetic"]["trainer"] == "plain"
     with pytest.raises(SystemExit, match=r"plain_train\.py's policies"):
-        bench_accuracy.main(["--setting", "synthetic", "--methods", "none,hflip"])
+        bench_accuracy.main(["--setting", "synthetic", "--trainer", "autoaug", "--methods", "none,hflip"])
+    with pytest.raises(SystemExit, match=r"plain_train\.py reads IDX files .*cifar10"):
+        bench_accuracy.main(["--dataset", "cifar10", "--methods", "none"])
     with pytest.raises(SystemExit, match="small CNN only"):
         bench_accuracy.main(["--setting", "gpu", "--trainer", "plain"])
+
+
+def test_a_synthetic_task_trains_in_the_plain_script_on_the_searchs_images(tmp_path):
+    """A suite task under --trainer plain: each seed's generated images are written as colour IDX
+    files once, plain_train.py trains on them (the validation images the search held out) and
+    evaluates on the task's test set; the exported mcmc policy trains there too."""
+    args = ["--setting", "synthetic", "--dataset", "levels", "--train-size", "120", "--epochs", "1",
+            "--batch-size", "32", "--seeds", "1", "--plain-workers", "0", "--methods", "none,mcmc",
+            "--out", str(tmp_path), "--quiet"]  # fmt: skip
+    bench_accuracy.main(args)
+    result = json.loads((tmp_path / "results.json").read_text())
+    assert result["setting"]["dataset"] == "levels" and result["setting"]["trainer"] == "plain"
+    root = tmp_path / "data" / "levels_n120_s1"
+    plain = json.loads((tmp_path / "runs" / "none_s1" / "plain.json").read_text())
+    assert plain["settings"]["data_root"] == str(root)
+    assert (plain["settings"]["train_images"], plain["settings"]["val_images"]) == (108, 12)
+    assert plain["settings"]["test_images"] == 2000
+    assert result["methods"]["none"]["runs"][0]["test_acc"] == plain["test_acc"]
+    run = tmp_path / "runs" / "mcmc_s1"
+    mcmc = json.loads((run / "plain.json").read_text())
+    assert mcmc["settings"]["data_root"] == str(root) and mcmc["settings"]["policy"] == str(
+        run / "policy_tv.py"
+    )
+    assert "mcmc_levels" in (run / "policy_tv.py").read_text()
+
+    plain_train = _load("plain_train")
+    data = plain_train.load_idx_dir(root)
+    assert data["train_images"].shape == (120, 3, 32, 32) and data["test_images"].shape == (2000, 3, 32, 32)
+    train_idx, val_idx = plain_train.draw_splits(data["train_labels"], 120, 0.1, 1)
+    ds = load_dataset("levels", train_size=120, seed=1)
+    assert torch.equal(data["train_images"][train_idx], ds.train.images)
+    assert torch.equal(data["train_images"][val_idx], ds.val.images)
+    assert torch.equal(data["train_labels"][val_idx], ds.val.labels)
+    assert torch.equal(data["test_images"], ds.test.images)
+    # A second run reuses the written data and the trainings.
+    stamps = {p: p.stat().st_mtime_ns for p in [*root.iterdir(), *tmp_path.glob("runs/*/plain.json")]}
+    bench_accuracy.main(args)
+    assert {p: p.stat().st_mtime_ns for p in stamps} == stamps
 
 
 def test_a_tiny_benchmark_reports_what_each_run_measured_and_reuses_runs(idx_dir, tmp_path, capsys):
@@ -216,11 +260,13 @@ def test_every_searcher_over_two_seeds(idx_dir, tmp_path):
 
 @pytest.mark.slow
 def test_autoaugs_trainer_on_a_synthetic_set(tmp_path):
-    """--trainer autoaug (the synthetic and gpu settings): the policies trained in this process."""
+    """--trainer autoaug (the gpu setting's): the policies trained in this process."""
     bench_accuracy.main(
         [
             "--setting",
             "synthetic",
+            "--trainer",
+            "autoaug",
             "--dataset",
             "glyphs",
             "--train-size",

@@ -24,7 +24,8 @@ from autoaug.data import (
     to_float,
 )
 from autoaug.data.base import stratified_order
-from autoaug.data.idx import IMAGES_MAGIC, LABELS_MAGIC, read_idx
+from autoaug.data.idx import IMAGES_MAGIC, LABELS_MAGIC, read_idx, read_idx_dir, write_idx, write_idx_dir
+from autoaug.data.registry import synthetic_pool
 from autoaug.data.synthetic import (
     ARROW_CLASSES,
     ARROW_JITTER,
@@ -300,6 +301,30 @@ def test_read_idx_checks_the_label_magic(tmp_path: Path) -> None:
     assert read_idx(path, LABELS_MAGIC).tolist() == [3, 1, 4]
     with pytest.raises(DatasetError, match="not an IDX image file"):
         read_idx(path, IMAGES_MAGIC)
+
+
+def test_written_idx_files_read_back_grey_and_colour(tmp_path: Path) -> None:
+    """write_idx_dir inverts read_idx_dir for grey images; colour images go N×H×W×C, and the
+    labels and the order are kept."""
+    (tmp_path / "src").mkdir()
+    _write_idx_dir(tmp_path / "src")
+    train, test = read_idx_dir(tmp_path / "src")
+    back = read_idx_dir(write_idx_dir(tmp_path / "grey", train, test))
+    assert all(
+        torch.equal(a.images, b.images) and torch.equal(a.labels, b.labels)
+        for a, b in zip(back, (train, test))
+    )
+    pool, test = synthetic_pool("polarity", 40, seed=2)
+    write_idx_dir(tmp_path / "colour", pool, test)
+    images = read_idx(tmp_path / "colour" / "train-images-idx3-ubyte.gz", 0x00000804)
+    assert images.shape == (40, 32, 32, 3)
+    assert torch.equal(torch.from_numpy(images.copy()).permute(0, 3, 1, 2), pool.images)
+    labels = read_idx(tmp_path / "colour" / "t10k-labels-idx1-ubyte.gz", LABELS_MAGIC)
+    assert labels.tolist() == test.labels.tolist()
+    with pytest.raises(ValueError, match="unsigned bytes; got an array of int64"):
+        write_idx(tmp_path / "x.gz", np.arange(3))
+    with pytest.raises(DatasetError, match="'mnist' is not synthetic; synthetic: glyphs, arrows"):
+        synthetic_pool("mnist", 10)
 
 
 def test_missing_idx_dataset_says_where_it_looked(tmp_path: Path) -> None:

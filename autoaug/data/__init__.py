@@ -19,11 +19,19 @@ Example:
 
 from autoaug.data.base import Dataset, DatasetError, DatasetNotFoundError, Split, data_home
 from autoaug.data.loader import DeviceLoader, channel_stats, normalize, to_float
-from autoaug.data.registry import DATASETS, DatasetInfo, list_datasets, load_dataset
+from autoaug.data.registry import (
+    DATASETS,
+    SYNTHETIC_DATASETS,
+    DatasetInfo,
+    list_datasets,
+    load_dataset,
+    synthetic_pool,
+)
 from autoaug.data.stream import FileSplit, StreamLoader
 
 __all__ = [
     "DATASETS",
+    "SYNTHETIC_DATASETS",
     "Dataset",
     "DatasetError",
     "DatasetInfo",
@@ -37,5 +45,6 @@ __all__ = [
     "list_datasets",
     "load_dataset",
     "normalize",
+    "synthetic_pool",
     "to_float",
 ]

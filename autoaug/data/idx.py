@@ -130,6 +130,50 @@ def read_idx_dir(directory: str | Path) -> tuple[Split, Split]:
     return splits[0], splits[1]
 
 
+def write_idx(path: str | Path, array: np.ndarray | torch.Tensor) -> Path:
+    """Write a uint8 array as one gzipped IDX file (the inverse of :func:`read_idx`); any number
+    of dimensions, so colour images go as N×H×W×C (magic ``0x00000804``).
+
+    Raises:
+        ValueError: for an array that is not uint8 or has more than 255 dimensions.
+
+    Examples:
+        >>> import tempfile, pathlib
+        >>> p = write_idx(pathlib.Path(tempfile.mkdtemp()) / "labels.gz", np.array([7, 1, 2], np.uint8))
+        >>> read_idx(p, LABELS_MAGIC).tolist()
+        [7, 1, 2]
+    """
+    array = array.numpy() if isinstance(array, torch.Tensor) else np.asarray(array)
+    if array.dtype != np.uint8:
+        raise ValueError(f"IDX files here hold unsigned bytes; got an array of {array.dtype}")
+    if not 1 <= array.ndim <= 255:
+        raise ValueError(f"an IDX file holds 1 to 255 dimensions; got {array.ndim}")
+    header = bytes([0, 0, 8, array.ndim]) + b"".join(int(d).to_bytes(4, "big") for d in array.shape)
+    path = Path(path)
+    path.write_bytes(gzip.compress(header + np.ascontiguousarray(array).tobytes(), mtime=0))
+    return path
+
+
+def write_idx_dir(directory: str | Path, train: Split, test: Split) -> Path:
+    """Write a dataset's training and test splits as the four gzipped files of an MNIST-style
+    directory (images N×H×W for one channel, N×H×W×C for more; labels N), in the splits'
+    order, for tools that read IDX files (``scripts/plain_train.py``).
+
+    Raises:
+        ValueError: for labels outside 0-255.
+    """
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    for part, split in (("train", train), ("test", test)):
+        images, labels = split.images, split.labels
+        if len(labels) and not 0 <= int(labels.min()) <= int(labels.max()) <= 255:
+            raise ValueError(f"{part} labels: an IDX label file holds 0 to 255")
+        pixels = images[:, 0] if images.shape[1] == 1 else images.permute(0, 2, 3, 1)
+        write_idx(directory / f"{FILES[f'{part}_images']}.gz", pixels.contiguous())
+        write_idx(directory / f"{FILES[f'{part}_labels']}.gz", labels.to(torch.uint8))
+    return directory
+
+
 __all__ = [
     "FASHION_MNIST_CLASSES",
     "IMAGES_MAGIC",
@@ -138,4 +182,6 @@ __all__ = [
     "find_idx_dir",
     "read_idx",
     "read_idx_dir",
+    "write_idx",
+    "write_idx_dir",
 ]

@@ -62,6 +62,7 @@ _SYNTHETIC = {
         if t.draw is not None
     },
 }
+SYNTHETIC_DATASETS: tuple[str, ...] = tuple(_SYNTHETIC)
 _GROUND_TRUTH = {name: t.truth for name, t in suite.SUITE.items()}
 _CLASSES = {name: t.classes for name, t in suite.SUITE.items()}
 
@@ -128,6 +129,35 @@ def _resolve(name: str) -> tuple[str, str | None]:
         "directory's path alone works too) "
         "or npz:PATH (a .npz file with 'x' and 'y')"
     )
+
+
+def synthetic_pool(name: str, train_size: int | None = None, seed: int = 0) -> tuple[Split, Split]:
+    """The images a synthetic dataset generates, before :func:`load_dataset` splits them: the
+    training pool (``train_size`` images, the validation split still in it, in the order
+    ``load_dataset`` draws that split from) and the test split. For tools that train on the same
+    images outside autoaug (``scripts/plain_train.py``, by way of
+    :func:`autoaug.data.idx.write_idx_dir`).
+
+    Raises:
+        DatasetError: for a dataset that is not synthetic, or a size out of range.
+
+    Examples:
+        >>> pool, test = synthetic_pool("levels", 200, seed=0)
+        >>> len(pool), len(test), tuple(pool.images.shape[1:])
+        (200, 2000, (3, 32, 32))
+        >>> ds = load_dataset("levels", train_size=200, seed=0)
+        >>> sorted(ds.train.labels.tolist() + ds.val.labels.tolist()) == sorted(pool.labels.tolist())
+        True
+    """
+    kind, _ = _resolve(name)
+    if kind not in _SYNTHETIC:
+        raise DatasetError(f"dataset {name!r} is not synthetic; synthetic: {', '.join(SYNTHETIC_DATASETS)}")
+    if train_size is not None and (
+        isinstance(train_size, bool) or not isinstance(train_size, int) or train_size <= 0
+    ):
+        raise DatasetError(f"train_size: expected a positive integer or None, got {train_size!r}")
+    n_train = train_size if train_size is not None else SYNTHETIC_TRAIN_OF.get(kind, SYNTHETIC_TRAIN)
+    return _SYNTHETIC[kind](n_train, SYNTHETIC_TEST, check_seed(seed))
 
 
 def load_dataset(
