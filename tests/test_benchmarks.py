@@ -123,7 +123,9 @@ def test_settings_search_the_symmetry_space_and_train_in_the_plain_script():
 def test_a_synthetic_task_trains_in_the_plain_script_on_the_searchs_images(tmp_path):
     """A suite task under --trainer plain: each seed's generated images are written as colour IDX
     files once, plain_train.py trains on them (the validation images the search held out) and
-    evaluates on the task's test set; the exported mcmc policy trains there too."""
+    evaluates on the task's test set; the exported mcmc policy trains there too. suite_table.py
+    puts the task's row beside the others' with the searcher's gap to the best fixed policy."""
+    suite, tmp_path = tmp_path, tmp_path / "levels"
     args = ["--setting", "synthetic", "--dataset", "levels", "--train-size", "120", "--epochs", "1",
             "--batch-size", "32", "--seeds", "1", "--plain-workers", "0", "--methods", "none,mcmc",
             "--out", str(tmp_path), "--quiet"]  # fmt: skip
@@ -156,6 +158,19 @@ def test_a_synthetic_task_trains_in_the_plain_script_on_the_searchs_images(tmp_p
     stamps = {p: p.stat().st_mtime_ns for p in [*root.iterdir(), *tmp_path.glob("runs/*/plain.json")]}
     bench_accuracy.main(args)
     assert {p: p.stat().st_mtime_ns for p in stamps} == stamps
+
+    assert _load("suite_table").main([str(suite)]) == 0
+    summary = json.loads((suite / "summary.json").read_text())
+    none_acc, mcmc_acc = (
+        result["methods"]["none"]["test_acc_mean"],
+        result["methods"]["mcmc"]["test_acc_mean"],
+    )
+    assert summary["table"] == {"none": {"levels": none_acc}, "mcmc": {"levels": mcmc_acc}}
+    assert summary["best_fixed"] == {"levels": {"method": "none", "test_acc": none_acc}}
+    standing = summary["searchers"]["mcmc"]
+    assert standing["gap_to_best_fixed"] == {"levels": pytest.approx(mcmc_acc - none_acc)}
+    assert standing["within_1_point"] == int(mcmc_acc - none_acc >= -0.01)
+    assert "- levels: brightness (past a magnitude), solarize" in (suite / "summary.md").read_text()
 
 
 def test_a_tiny_benchmark_reports_what_each_run_measured_and_reuses_runs(idx_dir, tmp_path, capsys):
