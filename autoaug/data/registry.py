@@ -250,8 +250,7 @@ def load_dataset(
     ground_truth = None
     test: Split | None
     if kind in _SYNTHETIC:
-        n_train = int(train_size) if train_size is not None else SYNTHETIC_TRAIN_OF.get(kind, SYNTHETIC_TRAIN)
-        pool, test = _SYNTHETIC[kind](n_train, SYNTHETIC_TEST, seed)
+        pool, test = synthetic_pool(kind, int(train_size) if train_size is not None else None, seed)
         classes, ground_truth, source = list(_CLASSES[kind]), dict(_GROUND_TRUTH[kind]), "generated"
     elif kind in IDX_DOWNLOADS:
         looked = _idx_candidates(kind, root)
