@@ -24,7 +24,7 @@ What the tables report, per method:
 * median wall times of the search and of the plain training.
 
 In ``cpu``, ``lowdata`` and ``synthetic`` the searches run on the CPU, where plain_train.py trains, so that
-their costs compare. Writes ``OUT/results.json`` and ``OUT/results.md`` (``OUT``:
+their costs compare; in ``gpu`` both run on the GPU. Writes ``OUT/results.json`` and ``OUT/results.md`` (``OUT``:
 ``results/accuracy_SETTING`` unless ``--out``). Rows of methods not run now are kept from an
 earlier ``results.json`` of the same setting and seeds.
 
@@ -34,8 +34,9 @@ Settings (``--setting``; the other flags override them):
   SGD-Nesterov with a cosine schedule, the `symmetry` space (it holds hflip and erasing), 3 seeds,
   the 10,000 test images;
 * ``lowdata``: the same with 1,000 training images and 60 epochs, where the policies differ more;
-* ``gpu``: full Fashion-MNIST (60,000 images), ResNet-18, 30 epochs; plain_train.py trains only
-  the small CNN, so this setting trains with autoaug's trainer (``--trainer autoaug``);
+* ``gpu``: full Fashion-MNIST (60,000 images), ResNet-18, 30 epochs, searches and plain
+  trainings on the GPU (plain_train.py ``--model resnet18 --device auto``: bf16 autocast, the
+  policies per image in its DataLoader workers; give ``--plain-workers`` about the cores);
 * ``synthetic``: the built-in synthetic datasets ``glyphs`` and ``arrows`` (``--dataset``: any
   task of the symmetry suite, ``autoaug datasets`` lists them), 6,000 images, the small CNN,
   10 epochs; each seed's generated images are written as IDX files into the table's ``data/`` for
@@ -118,8 +119,8 @@ SETTINGS = {
             "space": "symmetry", "trainer": "plain", "device": "cpu"},
     "lowdata": {"datasets": ["fashion-mnist"], "train_size": 1000, "model": "small_cnn", "epochs": 60,
                 "space": "symmetry", "trainer": "plain", "device": "cpu"},
-    "gpu": {"datasets": ["fashion-mnist"], "train_size": None, "model": "resnet18", "epochs": 30,
-            "space": "symmetry", "trainer": "autoaug", "device": "auto"},
+    "gpu": {"datasets": ["fashion-mnist"], "train_size": 60000, "model": "resnet18", "epochs": 30,
+            "space": "symmetry", "trainer": "plain", "device": "auto"},
     "synthetic": {"datasets": ["glyphs", "arrows"], "train_size": 6000, "model": "small_cnn", "epochs": 10,
                   "space": "symmetry", "trainer": "plain", "device": "cpu"},
 }  # fmt: skip
@@ -315,6 +316,9 @@ def plain_settings(
         "lr": args.lr,
         "seed": seed,
         **({"dev_size": args.dev_size} if args.dev_size else {}),
+        # plain_train.py's defaults, named only when they differ (earlier runs' JSONs lack them)
+        **({"model": args.model} if args.model != "small_cnn" else {}),
+        **({"device": args.device} if args.device != "cpu" else {}),
     }
 
 
@@ -463,8 +467,8 @@ def main(argv: list[str] | None = None, default_methods: str | None = None) -> N
     ap.add_argument(
         "--device",
         default=None,
-        help="of the searches and of --trainer autoaug (default: the "
-        "setting's: cpu where plain_train.py, which trains on the CPU, sets the cost unit)",
+        help="of the searches and of the final trainings (default: the setting's: cpu for cpu, lowdata and "
+        "synthetic, whose plain trainings set the cost unit on the CPU; auto for gpu)",
     )
     ap.add_argument("--space", default=None, help="search space for searchers (default: the setting's)")
     ap.add_argument(
@@ -515,10 +519,10 @@ def main(argv: list[str] | None = None, default_methods: str | None = None) -> N
         fixed = [m for m in FIXED.split(",") if args.trainer == "plain" or m not in PLAIN_ONLY]
         args.methods = ",".join([*fixed, SEARCH])
     if args.trainer == "plain":
-        if args.model != "small_cnn":
+        if args.model not in _plain_train().MODELS:
             raise SystemExit(
-                f"--trainer plain: plain_train.py trains the small CNN only, got --model {args.model}; "
-                "use --trainer autoaug"
+                f"--trainer plain: plain_train.py trains {' and '.join(sorted(_plain_train().MODELS))}, "
+                f"got --model {args.model}; use --trainer autoaug"
             )
         if args.train_size is None:
             raise SystemExit("--trainer plain: give --train-size (plain_train.py draws a number of images)")

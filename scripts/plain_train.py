@@ -1,5 +1,5 @@
-"""Train a small CNN on reduced Fashion-MNIST with plain torch and torchvision: an independent
-check of an augmentation policy, the way a user would run it.
+"""Train a small CNN on reduced Fashion-MNIST (or ResNet-18 on the full set, on a GPU) with plain
+torch and torchvision: an independent check of an augmentation policy, the way a user would run it.
 
 Nothing here comes from autoaug: the script imports torch, torchvision, numpy and the
 standard library, and trains with one of
@@ -30,10 +30,14 @@ The rest is ``scripts/bench_accuracy.py``'s ``cpu`` setting (``autoaug train``'s
 * model: four 3×3 conv layers with BatchNorm and ReLU (32, 64, 128, 256 channels), a 2×2
   max-pool after each of the first three, global average pooling, a linear head, Kaiming-normal
   convolutions (autoaug's ``small_cnn``, declared again here with the same layers, parameter
-  names and initialization);
+  names and initialization); or with ``--model resnet18``, autoaug's ResNet-18 (CIFAR stem: one
+  3×3 conv at stride 1, no max-pool), declared again here the same way;
 * schedule: SGD with Nesterov momentum 0.9, lr 0.1, weight decay 5e-4 on every parameter,
   a cosine decay per step to 0, batch 128 (the last incomplete batch of an epoch dropped),
   15 epochs, cross-entropy.
+
+``--device cuda`` (or ``auto``) trains on the GPU under bf16 autocast, channels_last, the
+augmentation still per image in the ``DataLoader`` workers, as a user's GPU loop runs it.
 
 Deterministic for a ``--seed`` on CPU (the same threads and workers). Writes a JSON file
 (``--out``): test and validation accuracy (and with ``--dev-size``, the accuracy on training
@@ -47,6 +51,8 @@ Run:
     python scripts/plain_train.py --policy "randaugment[num_ops=3]" --out results/plain/ra3.json
     python scripts/plain_train.py --policy randaugment --mix cutmix --out results/plain/ra_cutmix.json
     python scripts/plain_train.py --policy randaugment --train-size 1000 --epochs 60 --fold 2/5 --out f2.json
+    python scripts/plain_train.py --policy randaugment --model resnet18 --device cuda --train-size 60000 \
+        --epochs 30 --workers 8 --out results/plain/ra_resnet.json
 
 ``--fold K/N`` cross-validates: the drawn images (training and validation together) are dealt
 into N folds that keep the classes in proportion, and fold K is held out as the validation
@@ -391,6 +397,49 @@ class SmallCNN(nn.Module):
         return self.head(self.pool(self.features(x)).flatten(1))
 
 
+class _BasicBlock(nn.Module):
+    def __init__(self, c_in: int, c_out: int, stride: int):
+        super().__init__()
+        self.conv1 = nn.Conv2d(c_in, c_out, 3, stride, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(c_out)
+        self.conv2 = nn.Conv2d(c_out, c_out, 3, 1, 1, bias=False)
+        self.bn2 = nn.BatchNorm2d(c_out)
+        self.shortcut: nn.Module = nn.Identity()
+        if stride != 1 or c_in != c_out:
+            self.shortcut = nn.Sequential(nn.Conv2d(c_in, c_out, 1, stride, bias=False), nn.BatchNorm2d(c_out))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = torch.relu(self.bn1(self.conv1(x)))
+        return torch.relu(self.bn2(self.conv2(out)) + self.shortcut(x))
+
+
+class ResNet18(nn.Module):
+    """autoaug's ``resnet18``: ResNet-18 with the CIFAR stem (one 3×3 conv at stride 1, no
+    max-pool), the same layers, names and initialization as :class:`SmallCNN` keeps them."""
+
+    def __init__(self, in_channels: int, num_classes: int):
+        super().__init__()
+        layers: list[nn.Module] = [*_conv_bn(in_channels, 64)]
+        c_in = 64
+        for c_out, stride in ((64, 1), (128, 2), (256, 2), (512, 2)):
+            layers += [_BasicBlock(c_in, c_out, stride), _BasicBlock(c_out, c_out, 1)]
+            c_in = c_out
+        self.features = nn.Sequential(*layers)
+        self.pool = nn.AdaptiveAvgPool2d(1)
+        self.head = nn.Linear(512, num_classes)
+        for m in self.modules():
+            if isinstance(m, nn.Conv2d):
+                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+            elif isinstance(m, nn.Linear):
+                nn.init.zeros_(m.bias)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.pool(self.features(x)).flatten(1))
+
+
+MODELS = {"small_cnn": SmallCNN, "resnet18": ResNet18}
+
+
 def kernel_fingerprint() -> str:
     """Twelve hex digits naming the numerical kernels this machine trains with: one seeded
     forward and backward pass of :class:`SmallCNN` on a seeded batch, on one thread, hashed bit
@@ -417,17 +466,38 @@ def kernel_fingerprint() -> str:
 
 
 @torch.no_grad()
-def accuracy(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, normalize: v2.Normalize) -> float:
-    """Top-1 accuracy on uint8 images, without augmentation, in batches of 1,024."""
+def accuracy(
+    model: nn.Module,
+    images: torch.Tensor,
+    labels: torch.Tensor,
+    normalize: v2.Normalize,
+    device: torch.device = torch.device("cpu"),
+) -> float:
+    """Top-1 accuracy on uint8 images, without augmentation, in batches of 1,024 (under bf16
+    autocast on CUDA, as the training)."""
     if len(labels) == 0:
         return float("nan")
     model.eval()
     correct = 0
     for i in range(0, len(labels), 1024):
-        x = normalize(images[i : i + 1024].float() / 255.0)
-        correct += (model(x).argmax(1) == labels[i : i + 1024]).sum().item()
+        x = normalize(images[i : i + 1024].to(device).float() / 255.0)
+        with torch.autocast("cuda", dtype=torch.bfloat16, enabled=device.type == "cuda"):
+            logits = model(x)
+        correct += (logits.argmax(1).cpu() == labels[i : i + 1024]).sum().item()
     model.train()
     return correct / len(labels)
+
+
+def pick_device(name: str) -> torch.device:
+    """``auto`` (CUDA when there is one), ``cpu``, ``cuda`` or ``cuda:K``."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise ValueError(f"--device {name}: this machine has no CUDA device; use --device cpu")
+    try:
+        return torch.device(name)
+    except RuntimeError:
+        raise ValueError(f"--device: expected auto, cpu, cuda or cuda:K, got {name!r}") from None
 
 
 # -------------------------------------------------------------------------------------- main
@@ -437,6 +507,10 @@ def train(args: argparse.Namespace, command: str = "") -> dict:
     """One training run; returns what ``--out`` gets (``command``: how it was started)."""
     t0 = time.perf_counter()
     torch.set_num_threads(args.threads)
+    device = pick_device(args.device)
+    cuda = device.type == "cuda"
+    if cuda:
+        torch.backends.cudnn.benchmark = True
     data = load_idx_dir(Path(args.data_root))
     train_idx, val_idx = draw_splits(data["train_labels"], args.train_size, args.val_size, args.seed)
     if args.fold:  # cross-validation over the drawn images: one fold held out instead of the split
@@ -460,6 +534,7 @@ def train(args: argparse.Namespace, command: str = "") -> dict:
         drop_last=True,
         num_workers=args.workers,
         persistent_workers=args.workers > 0,
+        pin_memory=cuda,
         generator=torch.Generator().manual_seed(args.seed),  # the order, and the workers' seeds
     )
     if len(loader) == 0:
@@ -468,7 +543,9 @@ def train(args: argparse.Namespace, command: str = "") -> dict:
     torch.manual_seed(args.seed)  # the initial weights, the batch mix (and the augmentation when --workers 0)
     num_classes = int(data["train_labels"].max()) + 1
     mix = batch_mix(args.mix, num_classes)
-    model = SmallCNN(train_x.shape[1], num_classes)
+    model = MODELS[args.model](train_x.shape[1], num_classes).to(device)
+    if cuda:
+        model = model.to(memory_format=torch.channels_last)
     optimizer = torch.optim.SGD(
         model.parameters(), lr=args.lr, momentum=0.9, nesterov=True, weight_decay=5e-4
     )
@@ -481,21 +558,27 @@ def train(args: argparse.Namespace, command: str = "") -> dict:
     epochs = []
     for epoch in range(args.epochs):
         t_epoch = time.perf_counter()
-        total_loss, correct, seen = 0.0, 0, 0
+        total_loss = torch.zeros((), device=device)  # summed where the model is: no sync per step
+        correct = torch.zeros((), dtype=torch.long, device=device)
+        seen = 0
         for x, y in loader:
             if mix is not None:  # soft labels: the mixed images' label proportions
                 x, y = mix(x, y)
-            logits = model(x)
-            loss = loss_fn(logits, y)
+            x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
+            if cuda:
+                x = x.contiguous(memory_format=torch.channels_last)
+            with torch.autocast("cuda", dtype=torch.bfloat16, enabled=cuda):
+                logits = model(x)
+                loss = loss_fn(logits, y)
             y = y.argmax(1) if y.ndim == 2 else y  # the training accuracy counts the larger share
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
             scheduler.step()
-            total_loss += loss.item() * len(y)
-            correct += (logits.argmax(1) == y).sum().item()
+            total_loss += loss.detach() * len(y)
+            correct += (logits.argmax(1) == y).sum()
             seen += len(y)
-        record = {"epoch": epoch + 1, "train_loss": total_loss / seen, "train_acc": correct / seen,
+        record = {"epoch": epoch + 1, "train_loss": total_loss.item() / seen, "train_acc": correct.item() / seen,
                   "seconds": time.perf_counter() - t_epoch}  # fmt: skip
         epochs.append(record)
         if not args.quiet:
@@ -505,10 +588,10 @@ def train(args: argparse.Namespace, command: str = "") -> dict:
             )
 
     return {
-        "test_acc": accuracy(model, data["test_images"], data["test_labels"], normalize),
-        "val_acc": accuracy(model, val_x, val_y, normalize),
+        "test_acc": accuracy(model, data["test_images"], data["test_labels"], normalize, device),
+        "val_acc": accuracy(model, val_x, val_y, normalize, device),
         "dev_acc": (
-            accuracy(model, data["train_images"][dev_idx], data["train_labels"][dev_idx], normalize)
+            accuracy(model, data["train_images"][dev_idx], data["train_labels"][dev_idx], normalize, device)
             if len(dev_idx)
             else None
         ),
@@ -529,6 +612,7 @@ def train(args: argparse.Namespace, command: str = "") -> dict:
                 "torch": torch.__version__,
                 "torchvision": torchvision.__version__,
             },
+            "device_name": torch.cuda.get_device_name(device) if cuda else "cpu",
         },
     }
 
@@ -575,6 +659,15 @@ def main(argv: list[str] | None = None) -> int:
         default="none",
         help=f"a step on whole batches after the DataLoader: {', '.join(MIXES)}, "
         "with torchvision's alpha if wanted (cutmix[alpha=0.5])",
+    )
+    ap.add_argument(
+        "--model", choices=sorted(MODELS), default="small_cnn", help="the small CNN, or ResNet-18 (CIFAR stem)"
+    )
+    ap.add_argument(
+        "--device",
+        default="cpu",
+        help="cpu (deterministic per seed), cuda, cuda:K or auto; on CUDA the model trains under bf16 "
+        "autocast in channels_last, the augmentation stays in the DataLoader workers",
     )
     ap.add_argument("--epochs", type=int, default=15)
     ap.add_argument("--batch-size", type=int, default=128)
