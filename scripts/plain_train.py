@@ -406,7 +406,9 @@ class _BasicBlock(nn.Module):
         self.bn2 = nn.BatchNorm2d(c_out)
         self.shortcut: nn.Module = nn.Identity()
         if stride != 1 or c_in != c_out:
-            self.shortcut = nn.Sequential(nn.Conv2d(c_in, c_out, 1, stride, bias=False), nn.BatchNorm2d(c_out))
+            self.shortcut = nn.Sequential(
+                nn.Conv2d(c_in, c_out, 1, stride, bias=False), nn.BatchNorm2d(c_out)
+            )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out = torch.relu(self.bn1(self.conv1(x)))
@@ -471,7 +473,7 @@ def accuracy(
     images: torch.Tensor,
     labels: torch.Tensor,
     normalize: v2.Normalize,
-    device: torch.device = torch.device("cpu"),
+    device: torch.device | None = None,
 ) -> float:
     """Top-1 accuracy on uint8 images, without augmentation, in batches of 1,024 (under bf16
     autocast on CUDA, as the training)."""
@@ -481,7 +483,9 @@ def accuracy(
     correct = 0
     for i in range(0, len(labels), 1024):
         x = normalize(images[i : i + 1024].to(device).float() / 255.0)
-        with torch.autocast("cuda", dtype=torch.bfloat16, enabled=device.type == "cuda"):
+        with torch.autocast(
+            "cuda", dtype=torch.bfloat16, enabled=device is not None and device.type == "cuda"
+        ):
             logits = model(x)
         correct += (logits.argmax(1).cpu() == labels[i : i + 1024]).sum().item()
     model.train()
@@ -661,7 +665,10 @@ def main(argv: list[str] | None = None) -> int:
         "with torchvision's alpha if wanted (cutmix[alpha=0.5])",
     )
     ap.add_argument(
-        "--model", choices=sorted(MODELS), default="small_cnn", help="the small CNN, or ResNet-18 (CIFAR stem)"
+        "--model",
+        choices=sorted(MODELS),
+        default="small_cnn",
+        help="the small CNN, or ResNet-18 (CIFAR stem)",
     )
     ap.add_argument(
         "--device",
