@@ -116,8 +116,49 @@ def test_settings_search_the_symmetry_space_and_train_in_the_plain_script():
         bench_accuracy.main(["--setting", "synthetic", "--trainer", "autoaug", "--methods", "none,hflip"])
     with pytest.raises(SystemExit, match=r"plain_train\.py reads IDX files .*cifar10"):
         bench_accuracy.main(["--dataset", "cifar10", "--methods", "none"])
-    with pytest.raises(SystemExit, match="small CNN only"):
-        bench_accuracy.main(["--setting", "gpu", "--trainer", "plain"])
+    gpu = bench_accuracy.SETTINGS["gpu"]  # ResNet-18 on the full set, trained in the plain script too
+    assert (gpu["train_size"], gpu["model"], gpu["trainer"], gpu["device"]) == (
+        60000,
+        "resnet18",
+        "plain",
+        "auto",
+    )
+    with pytest.raises(
+        SystemExit, match=r"plain_train\.py trains resnet18 and small_cnn, got --model wrn-40-2"
+    ):
+        bench_accuracy.main(["--setting", "gpu", "--model", "wrn-40-2"])
+
+
+def test_plain_train_trains_autoaugs_resnet18_and_names_it_only_off_the_defaults(idx_dir, tmp_path):
+    """plain_train.py's ResNet-18 is autoaug's (the same parameters, names and initial weights for
+    a seed); it trains there; a benchmark names --model and --device only when they differ from
+    plain_train.py's defaults, so the runs of earlier tables stay reusable."""
+    from autoaug.models import build_model
+
+    plain_train = _load("plain_train")
+    torch.manual_seed(5)
+    ours = plain_train.ResNet18(1, 10).state_dict()
+    torch.manual_seed(5)
+    theirs = build_model("resnet18", 1, 10).state_dict()
+    assert list(ours) == list(theirs) and all(torch.equal(ours[k], theirs[k]) for k in ours)
+
+    argv = ["--data-root", str(idx_dir), "--train-size", "64", "--epochs", "1", "--batch-size", "32",
+            "--workers", "0", "--model", "resnet18", "--quiet"]  # fmt: skip
+    assert plain_train.main([*argv, "--out", str(tmp_path / "r.json")]) == 0
+    result = json.loads((tmp_path / "r.json").read_text())
+    assert (result["settings"]["model"], result["settings"]["device"]) == ("resnet18", "cpu")
+    assert 0 <= result["test_acc"] <= 1 and len(result["epochs"]) == 1
+    if not torch.cuda.is_available():
+        assert plain_train.main([*argv, "--device", "cuda", "--out", str(tmp_path / "c.json")]) == 2
+        assert not (tmp_path / "c.json").exists()
+
+    args = lambda *a: bench_accuracy.argparse.Namespace(  # noqa: E731
+        data_root="d", train_size=100, epochs=1, batch_size=32, lr=0.1, dev_size=0, **dict(a)
+    )
+    cpu = bench_accuracy.plain_settings("none", 0, args(("model", "small_cnn"), ("device", "cpu")))
+    assert "model" not in cpu and "device" not in cpu
+    gpu = bench_accuracy.plain_settings("none", 0, args(("model", "resnet18"), ("device", "auto")))
+    assert (gpu["model"], gpu["device"]) == ("resnet18", "auto")
 
 
 def test_a_synthetic_task_trains_in_the_plain_script_on_the_searchs_images(tmp_path):
