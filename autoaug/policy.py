@@ -344,6 +344,9 @@ class Policy:
         b, _, h, w = images.shape
         if params is None:
             params = self.sample(b, generator)
+        # The images are grouped by op where the draws are (the CPU, usually): grouping on a GPU
+        # would wait for it once per op (unique, nonzero) instead of only queueing kernels.
+        grouping = params if params.op.device.type == "cpu" else None
         params = params.to(images.device)
         if params.op.shape[-1] != b or params.op.shape[0] != len(self.stages):
             raise ValueError(
@@ -352,13 +355,14 @@ class Policy:
             )
         x = images
         for s, stage in enumerate(self.stages):
-            chosen = torch.where(params.applied[s], params.op[s], -1)
+            source = grouping if grouping is not None else params
+            chosen = torch.where(source.applied[s], source.op[s], -1)
             present = chosen.unique().tolist()
             idx_parts, out_parts = [], []
             for k in present:
                 if k < 0 or stage[k].op == "identity":
                     continue
-                idx = (chosen == k).nonzero().squeeze(1)
+                idx = (chosen == k).nonzero().squeeze(1).to(images.device, non_blocking=True)
                 v = self.values(s, k, params.magnitude[s, idx], params.sign[s, idx], h, w)
                 op = get_op(stage[k].op)
                 out_parts.append(op(x[idx], v, params.aux[s, idx], self.interpolation))

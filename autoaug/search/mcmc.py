@@ -139,15 +139,17 @@ class StateSpace:
         return {"op": op, "level": level, "sign": sign}
 
     def apply(self, images: Tensor, state: dict[str, Tensor], aux: Tensor) -> Tensor:
-        op = state["op"].to(images.device)
-        sign = torch.where(self.signed.to(images.device)[op], state["sign"].to(images.device), 1.0)
-        magnitude = (state["level"].to(images.device, images.dtype) + 1) / self.levels
+        # The parameters stay where the chains are (the CPU): Policy.apply groups the images by
+        # op there and moves the rest to the images' device.
+        op = state["op"]
+        sign = torch.where(self.signed.to(op.device)[op], state["sign"].to(op.device), 1.0)
+        magnitude = (state["level"].to(op.device, images.dtype) + 1) / self.levels
         params = PolicyParams(
             op=op[None],
             applied=torch.ones_like(op, dtype=torch.bool)[None],
             magnitude=magnitude[None],
             sign=sign[None],
-            aux=aux[None].to(images.device),
+            aux=aux[None].to(op.device),
         )
         return self.policy.apply(images, params=params)
 
