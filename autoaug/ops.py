@@ -86,6 +86,10 @@ class Op:
         unit: what a value means, for people.
         torchvision: ``torchvision(value, interpolation) -> TvSpec``: the torchvision twin at a
             fixed (signed) value, acting on float images.
+        affine: for an op that is one affine warp, ``affine(values, height, width)``: its B×2×3
+            forward maps (float64, pixel-centre coordinates; see :func:`warp`), so that
+            :meth:`Policy.apply <autoaug.policy.Policy.apply>` warps every such op of a stage
+            in one call; ``kernel`` is then ``warp(x, affine(v, H, W))``.
     """
 
     name: str
@@ -96,6 +100,7 @@ class Op:
     has_magnitude: bool
     unit: str
     torchvision: Callable[[float, str], TvSpec]
+    affine: Callable[[Tensor, int, int], Tensor] | None = None
 
     def __call__(
         self,
@@ -206,11 +211,6 @@ def _about(linear: Tensor, center: tuple[float, float], shift: Tensor | None = N
     return torch.cat([linear, offset.unsqueeze(-1)], dim=-1)
 
 
-def _centre(x: Tensor) -> tuple[float, float]:
-    h, w = x.shape[-2:]
-    return ((w - 1) / 2, (h - 1) / 2)
-
-
 _CORNER = (-0.5, -0.5)  # the top-left corner of the image, in pixel-centre coordinates
 
 
@@ -221,32 +221,39 @@ def _identity(x: Tensor, v: Tensor, aux: Tensor, interpolation: str) -> Tensor:
     return x
 
 
-@_in_float32
-def _shear_x(x: Tensor, v: Tensor, aux: Tensor, interpolation: str) -> Tensor:
-    one, zero = torch.ones_like(v), torch.zeros_like(v)
-    linear = torch.stack([torch.stack([one, -v], -1), torch.stack([zero, one], -1)], -2)
-    return warp(x, _about(linear, _CORNER), interpolation)
+def _affine_kernel(affine: Callable[[Tensor, int, int], Tensor], name: str) -> Kernel:
+    """The kernel of an op that is one affine warp by ``affine(v, H, W)``."""
 
-
-@_in_float32
-def _shear_y(x: Tensor, v: Tensor, aux: Tensor, interpolation: str) -> Tensor:
-    one, zero = torch.ones_like(v), torch.zeros_like(v)
-    linear = torch.stack([torch.stack([one, zero], -1), torch.stack([-v, one], -1)], -2)
-    return warp(x, _about(linear, _CORNER), interpolation)
-
-
-def _translate(axis: int) -> Kernel:
     @_in_float32
     def kernel(x: Tensor, v: Tensor, aux: Tensor, interpolation: str) -> Tensor:
+        return warp(x, affine(v, x.shape[-2], x.shape[-1]), interpolation)
+
+    kernel.__name__ = name
+    return kernel
+
+
+def _shear_x_map(v: Tensor, h: int, w: int) -> Tensor:
+    one, zero = torch.ones_like(v), torch.zeros_like(v)
+    linear = torch.stack([torch.stack([one, -v], -1), torch.stack([zero, one], -1)], -2)
+    return _about(linear, _CORNER)
+
+
+def _shear_y_map(v: Tensor, h: int, w: int) -> Tensor:
+    one, zero = torch.ones_like(v), torch.zeros_like(v)
+    linear = torch.stack([torch.stack([one, zero], -1), torch.stack([-v, one], -1)], -2)
+    return _about(linear, _CORNER)
+
+
+def _translate_map(axis: int) -> Callable[[Tensor, int, int], Tensor]:
+    def affine(v: Tensor, h: int, w: int) -> Tensor:
         # torchvision shifts by int(value) pixels; keep that in the forward pass.
         shift_1d = _straight_through(torch.trunc(v), v)
         zero = torch.zeros_like(v)
         shift = torch.stack([shift_1d, zero] if axis == 0 else [zero, shift_1d], -1)
-        eye = torch.eye(2, dtype=x.dtype, device=x.device).expand(len(v), 2, 2)
-        return warp(x, _about(eye, (0.0, 0.0), shift), interpolation)
+        eye = torch.eye(2, dtype=v.dtype, device=v.device).expand(len(v), 2, 2)
+        return _about(eye, (0.0, 0.0), shift)
 
-    kernel.__name__ = f"_translate_{'xy'[axis]}"
-    return kernel
+    return affine
 
 
 def _rotation(degrees: Tensor, scale: Tensor | None = None) -> Tensor:
@@ -258,17 +265,21 @@ def _rotation(degrees: Tensor, scale: Tensor | None = None) -> Tensor:
     return torch.stack([torch.stack([cos, sin], -1), torch.stack([-sin, cos], -1)], -2)
 
 
-@_in_float32
-def _rotate(x: Tensor, v: Tensor, aux: Tensor, interpolation: str) -> Tensor:
-    return warp(x, _about(_rotation(v), _centre(x)), interpolation)
+def _rotate_map(v: Tensor, h: int, w: int) -> Tensor:
+    return _about(_rotation(v), ((w - 1) / 2, (h - 1) / 2))
 
 
-@_in_float32
-def _scale(x: Tensor, v: Tensor, aux: Tensor, interpolation: str) -> Tensor:
+def _scale_map(v: Tensor, h: int, w: int) -> Tensor:
     s = 1 + v
     zero = torch.zeros_like(v)
     linear = torch.stack([torch.stack([s, zero], -1), torch.stack([zero, s], -1)], -2)
-    return warp(x, _about(linear, _centre(x)), interpolation)
+    return _about(linear, ((w - 1) / 2, (h - 1) / 2))
+
+
+_shear_x = _affine_kernel(_shear_x_map, "_shear_x")
+_shear_y = _affine_kernel(_shear_y_map, "_shear_y")
+_rotate = _affine_kernel(_rotate_map, "_rotate")
+_scale = _affine_kernel(_scale_map, "_scale")
 
 
 def _rotate90(x: Tensor, v: Tensor, aux: Tensor, interpolation: str) -> Tensor:
@@ -391,7 +402,7 @@ def _grayscale(x: Tensor, v: Tensor, aux: Tensor, interpolation: str) -> Tensor:
     return _gray(x).expand_as(x)
 
 
-_MIN_SIGMA = 1e-3  # sigma 0 is the identity; kornia needs sigma > 0
+_MIN_SIGMA = 1e-3  # sigma 0 is the identity; the taps need sigma > 0
 
 
 def blur_kernel_size(sigma: float) -> int:
@@ -400,24 +411,29 @@ def blur_kernel_size(sigma: float) -> int:
 
 
 def _gaussian_blur(x: Tensor, v: Tensor, aux: Tensor, interpolation: str) -> Tensor:
+    # Each image is blurred as its torchvision twin GaussianBlur(blur_kernel_size(sigma), sigma)
+    # blurs it: its own taps exp(-n²/2σ²) over its own window, normalized there. The windows of
+    # the batch are padded with zero taps to the largest, so that one separable convolution (two
+    # grouped conv2d passes, reflect padding) blurs every image whatever its sigma.
     h, w = x.shape[-2:]
-    sigma = v.abs().clamp(min=_MIN_SIGMA)
-    # One kernel size per distinct sigma class, so each image is blurred exactly as its
-    # torchvision twin GaussianBlur(blur_kernel_size(sigma), sigma) would blur it.
-    sizes = torch.tensor([blur_kernel_size(s) for s in sigma.detach().tolist()], device=x.device)
+    if x.dtype in (torch.float16, torch.bfloat16):
+        return _gaussian_blur(x.float(), v.float(), aux, interpolation).to(x.dtype)
+    sigma = v.abs().clamp(min=_MIN_SIGMA).to(x.dtype)
     largest_odd = 2 * ((min(h, w) - 1) // 2) + 1  # reflect padding needs the kernel inside the image
-    sizes = sizes.clamp(max=largest_odd)
-    out = x
-    for k in sizes.unique().tolist():
-        if k < 3:
-            continue
-        idx = (sizes == k).nonzero().squeeze(1)
-        s = sigma[idx].to(x.dtype)
-        blurred = kornia.filters.gaussian_blur2d(
-            x[idx], (k, k), torch.stack([s, s], -1), border_type="reflect"
-        )
-        out = out.index_copy(0, idx, blurred)
-    return out
+    sizes = (2 * torch.ceil(3 * sigma.detach().double()) + 1).clamp(min=3, max=largest_odd)  # blur_kernel_size
+    k = int(sizes.max()) if len(sizes) else 0
+    if k < 3:
+        return x
+    n, c = x.shape[:2]
+    offsets = torch.arange(k, dtype=x.dtype, device=x.device) - k // 2
+    inside = offsets.abs() <= (sizes.view(-1, 1) - 1) / 2
+    taps = torch.where(inside, torch.exp(-(offsets**2) / (2 * sigma.view(-1, 1) ** 2)), 0.0)
+    taps = (taps / taps.sum(-1, keepdim=True)).repeat_interleave(c, 0)  # (n·c)×k
+    p = k // 2
+    y = torch.nn.functional.pad(x, (p, p, p, p), mode="reflect").reshape(1, n * c, h + 2 * p, w + 2 * p)
+    y = torch.nn.functional.conv2d(y, taps.view(n * c, 1, 1, k), groups=n * c)
+    y = torch.nn.functional.conv2d(y, taps.view(n * c, 1, k, 1), groups=n * c)
+    return y.view(n, c, h, w)
 
 
 def _erasing(x: Tensor, v: Tensor, aux: Tensor, interpolation: str) -> Tensor:
@@ -527,11 +543,13 @@ OPS: dict[str, Op] = {
     op.name: op
     for op in [
         Op("identity", _identity, _P, False, "none", False, "-", _tv_identity),
-        Op("shear_x", _shear_x, _G, True, "exact", True, "shear coefficient", _tv_shear(0)),
-        Op("shear_y", _shear_y, _G, True, "exact", True, "shear coefficient", _tv_shear(1)),
-        Op("translate_x", _translate(0), _G, True, "straight-through", True, "pixels", _tv_translate(0)),
-        Op("translate_y", _translate(1), _G, True, "straight-through", True, "pixels", _tv_translate(1)),
-        Op("rotate", _rotate, _G, True, "exact", True, "degrees", _tv_rotate),
+        Op("shear_x", _shear_x, _G, True, "exact", True, "shear coefficient", _tv_shear(0), _shear_x_map),
+        Op("shear_y", _shear_y, _G, True, "exact", True, "shear coefficient", _tv_shear(1), _shear_y_map),
+        Op("translate_x", _affine_kernel(_translate_map(0), "_translate_x"), _G, True, "straight-through",
+           True, "pixels", _tv_translate(0), _translate_map(0)),
+        Op("translate_y", _affine_kernel(_translate_map(1), "_translate_y"), _G, True, "straight-through",
+           True, "pixels", _tv_translate(1), _translate_map(1)),
+        Op("rotate", _rotate, _G, True, "exact", True, "degrees", _tv_rotate, _rotate_map),
         Op("brightness", _brightness, _P, True, "exact", True, "factor - 1", _tv_jitter("brightness")),
         Op("color", _color, _P, True, "exact", True, "saturation factor - 1", _tv_jitter("saturation")),
         Op("contrast", _contrast, _P, True, "exact", True, "factor - 1", _tv_jitter("contrast")),
@@ -553,7 +571,7 @@ OPS: dict[str, Op] = {
         Op("hflip", _hflip, _G, False, "none", False, "-", _tv_fixed("RandomHorizontalFlip", p=1.0)),
         Op("vflip", _vflip, _G, False, "none", False, "-", _tv_fixed("RandomVerticalFlip", p=1.0)),
         Op("rotate90", _rotate90, _G, True, "none", True, "quarter turns", _tv_rotate90),
-        Op("scale", _scale, _G, True, "exact", True, "zoom factor - 1", _tv_scale),
+        Op("scale", _scale, _G, True, "exact", True, "zoom factor - 1", _tv_scale, _scale_map),
         Op("hue", _hue, _P, True, "exact", True, "fraction of the colour circle", _tv_hue),
         Op("grayscale", _grayscale, _P, False, "none", False, "-", _tv_fixed("RandomGrayscale", p=1.0)),
         Op("gaussian_blur", _gaussian_blur, _P, False, "exact", True, "sigma (pixels)", _tv_blur),

@@ -58,12 +58,13 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from autoaug.ops import OPS, get_op
+from autoaug.ops import OPS, get_op, warp
 from autoaug.spaces import SPACES, Range, default_range, get_space
 
 FORMAT_VERSION = 1
 INTERPOLATIONS = ("nearest", "bilinear")
 POLICY_DIR = Path(__file__).resolve().parent.parent / "policies"
+_HALF = (torch.float16, torch.bfloat16)  # image dtypes the affine ops warp in float32
 
 
 class PolicyError(ValueError):
@@ -359,19 +360,34 @@ class Policy:
             chosen = torch.where(source.applied[s], source.op[s], -1)
             present = chosen.unique().tolist()
             idx_parts, out_parts = [], []
+            warps: list[tuple[Tensor, Tensor]] = []  # the affine ops' images and maps: one warp for all
             for k in present:
                 if k < 0 or stage[k].op == "identity":
                     continue
                 idx = (chosen == k).nonzero().squeeze(1).to(images.device, non_blocking=True)
                 v = self.values(s, k, params.magnitude[s, idx], params.sign[s, idx], h, w)
                 op = get_op(stage[k].op)
+                if op.affine is not None:  # its values as op() gives them to the kernel
+                    v = v.to(x.dtype)
+                    warps.append((idx, op.affine(v.float() if v.dtype in _HALF else v, h, w)))
+                    continue
                 out_parts.append(op(x[idx], v, params.aux[s, idx], self.interpolation))
+                idx_parts.append(idx)
+            if warps:
+                idx = torch.cat([i for i, _ in warps])
+                out_parts.append(self._warp(x[idx], torch.cat([m for _, m in warps])))
                 idx_parts.append(idx)
             if idx_parts:
                 x = x.index_copy(0, torch.cat(idx_parts), torch.cat(out_parts).to(x.dtype))
         return x
 
     __call__ = apply
+
+    def _warp(self, x: Tensor, maps: Tensor) -> Tensor:
+        """:func:`~autoaug.ops.warp` in float32 for half-precision images, as each affine op's kernel."""
+        if x.dtype in _HALF:
+            return warp(x.float(), maps, self.interpolation).to(x.dtype)
+        return warp(x, maps, self.interpolation)
 
     # ------------------------------------------------------------------------------- JSON
 
