@@ -420,7 +420,9 @@ def _gaussian_blur(x: Tensor, v: Tensor, aux: Tensor, interpolation: str) -> Ten
         return _gaussian_blur(x.float(), v.float(), aux, interpolation).to(x.dtype)
     sigma = v.abs().clamp(min=_MIN_SIGMA).to(x.dtype)
     largest_odd = 2 * ((min(h, w) - 1) // 2) + 1  # reflect padding needs the kernel inside the image
-    sizes = (2 * torch.ceil(3 * sigma.detach().double()) + 1).clamp(min=3, max=largest_odd)  # blur_kernel_size
+    sizes = (2 * torch.ceil(3 * sigma.detach().double()) + 1).clamp(
+        min=3, max=largest_odd
+    )  # blur_kernel_size
     k = int(sizes.max()) if len(sizes) else 0
     if k < 3:
         return x
@@ -545,10 +547,28 @@ OPS: dict[str, Op] = {
         Op("identity", _identity, _P, False, "none", False, "-", _tv_identity),
         Op("shear_x", _shear_x, _G, True, "exact", True, "shear coefficient", _tv_shear(0), _shear_x_map),
         Op("shear_y", _shear_y, _G, True, "exact", True, "shear coefficient", _tv_shear(1), _shear_y_map),
-        Op("translate_x", _affine_kernel(_translate_map(0), "_translate_x"), _G, True, "straight-through",
-           True, "pixels", _tv_translate(0), _translate_map(0)),
-        Op("translate_y", _affine_kernel(_translate_map(1), "_translate_y"), _G, True, "straight-through",
-           True, "pixels", _tv_translate(1), _translate_map(1)),
+        Op(
+            "translate_x",
+            _affine_kernel(_translate_map(0), "_translate_x"),
+            _G,
+            True,
+            "straight-through",
+            True,
+            "pixels",
+            _tv_translate(0),
+            _translate_map(0),
+        ),
+        Op(
+            "translate_y",
+            _affine_kernel(_translate_map(1), "_translate_y"),
+            _G,
+            True,
+            "straight-through",
+            True,
+            "pixels",
+            _tv_translate(1),
+            _translate_map(1),
+        ),
         Op("rotate", _rotate, _G, True, "exact", True, "degrees", _tv_rotate, _rotate_map),
         Op("brightness", _brightness, _P, True, "exact", True, "factor - 1", _tv_jitter("brightness")),
         Op("color", _color, _P, True, "exact", True, "saturation factor - 1", _tv_jitter("saturation")),

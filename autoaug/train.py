@@ -300,7 +300,9 @@ class PolicyStep:
 
     def loss(self, trainer: Trainer, images: Tensor, labels: Tensor) -> tuple[Tensor, dict[str, float]]:
         if self.policy.stages:
-            params = self.policy.sample(len(images), generator=self.generator)  # on the CPU: apply groups there
+            params = self.policy.sample(
+                len(images), generator=self.generator
+            )  # on the CPU: apply groups there
             images = self.policy.apply(images, params=params)
         logits = trainer.forward(images)
         loss = F.cross_entropy(logits, labels, label_smoothing=trainer.config.label_smoothing)

@@ -293,3 +293,25 @@ def test_unknown_op_names_the_known_ones() -> None:
     with pytest.raises(ValueError, match="unknown op 'nope'; known: ") as err:
         get_op("nope")
     assert all(name in str(err.value) for name in OPS)
+
+
+def test_gaussian_blur_takes_each_images_own_window_in_one_pass():
+    """A batch of sigmas from 0.01 to 3 pixels: each image as kornia's gaussian_blur2d blurs it
+    alone with its own window (torchvision's kernel size, at most the image), with gradients
+    with respect to sigma; half precision through float32."""
+    import kornia
+
+    from autoaug.ops import blur_kernel_size
+
+    x = torch.rand(40, 3, 12, 14, generator=torch.Generator().manual_seed(0))
+    sigma = torch.linspace(0.01, 3.0, 40)
+    out = get_op("gaussian_blur")(x, sigma)
+    for i, s in enumerate(sigma.tolist()):
+        k = min(blur_kernel_size(s), 11)
+        ref = kornia.filters.gaussian_blur2d(x[i : i + 1], (k, k), torch.tensor([[s, s]]), "reflect")
+        assert torch.allclose(out[i : i + 1], ref, atol=1e-6), (i, s)
+    sigma.requires_grad_(True)
+    get_op("gaussian_blur")(x, sigma).square().sum().backward()
+    assert torch.isfinite(sigma.grad).all() and sigma.grad[-10:].abs().min() > 0
+    half = get_op("gaussian_blur")(x.half(), sigma.detach())
+    assert half.dtype == torch.float16 and torch.allclose(half.float(), out, atol=2e-3)

@@ -222,3 +222,31 @@ def test_mixture_takes_each_policy_stage_by_stage_with_equal_odds():
     assert Policy.mixture([Policy.identity(), Policy.identity()]).stages == []
     with pytest.raises(PolicyError, match="space"):
         Policy.mixture([a, Policy([[OpEntry("hflip")]], space="standard", name="c")])
+
+
+def test_a_stage_warps_all_its_affine_ops_in_one_call():
+    """shear, translate, rotate and scale drawn in one stage: one grid_sample for all of them
+    (one kernel launch on a GPU, not one per op), each image as its op alone warps it."""
+    from torch.utils._python_dispatch import TorchDispatchMode
+
+    class Warps(TorchDispatchMode):
+        n = 0
+
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            Warps.n += func.overloadpacket.__name__ == "grid_sampler_2d"
+            return func(*args, **(kwargs or {}))
+
+    affine = ["shear_x", "shear_y", "translate_x", "translate_y", "rotate", "scale"]
+    assert all(get_op(name).affine is not None for name in affine)
+    assert get_op("rotate90").affine is None and get_op("hflip").affine is None
+    policy = Policy.uniform("symmetry", ops=affine, bins=5, interpolation="bilinear")
+    x = _images(b=60, h=16, w=20)
+    params = policy.sample(60, generator=torch.Generator().manual_seed(2))
+    assert len(params.op[0].unique()) == len(affine)
+    with Warps():
+        out = policy.apply(x, params=params)
+    assert Warps.n == 1
+    for i in range(60):
+        k = int(params.op[0, i])
+        v = policy.values(0, k, params.magnitude[0, i : i + 1], params.sign[0, i : i + 1], 16, 20)
+        assert torch.equal(out[i : i + 1], get_op(affine[k])(x[i : i + 1], v, interpolation="bilinear")), i
