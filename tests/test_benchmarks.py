@@ -429,3 +429,17 @@ def test_oracle_search_trains_every_trial_and_confirms_the_best(idx_dir, tmp_pat
                                                                        "batch_size": 32}, "methods": {}}))  # fmt: skip
     with pytest.raises(SystemExit, match="not comparable"):
         oracle.main([*argv, "--reference", str(other)])
+
+
+def test_step_ops_counts_what_each_step_dispatches(tmp_path):
+    """bench_step_ops.py: every step's aten operations, counted by a dispatch mode; a searcher's
+    step dispatches more than a plain one, a plain step's count is its layers' and the optimizer's."""
+    step_ops = _load("bench_step_ops")
+    out = tmp_path / "ops.json"
+    result = step_ops.main(["--batch-size", "16", "--image-size", "16", "--out", str(out)])
+    rows = result["rows"]
+    plain = rows["plain step (no augmentation)"]
+    assert 50 < plain["ops"] < 400 and plain["waits"] == 1  # the loss's .item()
+    assert rows["mcmc step (defaults)"]["ops"] > 3 * plain["ops"]
+    assert json.loads(out.read_text())["rows"].keys() == rows.keys()
+    assert "| mcmc step (defaults) |" in out.with_suffix(".md").read_text()
