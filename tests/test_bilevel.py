@@ -289,3 +289,30 @@ def test_bad_settings_name_the_value(tmp_path):
     with pytest.raises(ValueError, match="export must be one of"):
         BilevelStep(_tiny(tmp_path, "x", export="best"))
     assert main(["search", "--method", "bilevel", "--mode", "sideways", "--out", str(tmp_path / "y")]) == 2
+
+
+def test_auto_export_writes_the_prior_when_the_weights_never_left_uniform(tmp_path):
+    """export auto: the prior where every stage's largest weight is under 1.5x the uniform share
+    (the search learned nothing), the learned policy where one stage's weights moved past it."""
+    from autoaug.search.bilevel import UNMOVED, largest_share, learned_nothing
+
+    step = BilevelStep(_tiny(tmp_path, "auto", export="auto"))
+    k = len(step.policy.ops)
+    step.history = [{"op_weights": {op: 1 / k for op in step.policy.ops},
+                     "op_aug_loss": {op: 0.1 for op in step.policy.ops}, "clean_loss": 0.1}]  # fmt: skip
+    with torch.no_grad():
+        step.policy.op_logits.normal_(0, 0.05, generator=torch.Generator().manual_seed(0))
+    assert max(largest_share(step.policy.weights())) < UNMOVED
+    written = step.learned_policy()
+    assert written.meta["export"] == "prior" and written.meta["learned_nothing"] is True
+    assert (
+        len(written.stages) == 2
+        and "hflip" not in written.ops
+        and all(e.prob == 1.0 for e in written.stages[0])
+    )
+    with torch.no_grad():
+        step.policy.op_logits[1, step.policy.ops.index("rotate")] = 2.0  # one stage moved
+    assert not learned_nothing(step.policy.weights())
+    written = step.learned_policy()
+    assert written.meta["export"] == "learned" and "learned_nothing" not in written.meta
+    assert len(written.stages[0]) == k and written.meta["largest_weight_share"][1] > UNMOVED
