@@ -9,8 +9,9 @@
 # that share the GPU: the searchers one after another, the fixed policies one after another.
 # Each method is its own bench_accuracy call, so what finishes is kept; the runs live in
 # runs/gpu/ (git-ignored), which a warm device machine keeps between calls: the same command
-# again goes on where the last one stopped (a search resumes from its checkpoint). Then the table
-# of every finished method, and Policy.apply's throughput if time is left.
+# again goes on where the last one stopped (a search resumes from its checkpoint). First the
+# searchers' GPU step costs, last the table of every finished method, and Policy.apply's
+# throughput if time is left.
 #
 # Environment (defaults in brackets): GPU_BUDGET_S [540] seconds this script may take;
 # GPU_EPOCHS [8]; GPU_SEEDS [0]; GPU_DATA [.data/fashion-mnist]; GPU_EXTRA: more
@@ -35,6 +36,12 @@ out="${OUT:-results/gpu}"
 runs=runs/gpu/accuracy
 mkdir -p "$out" "$runs"
 { nvidia-smi --query-gpu=name,memory.total --format=csv,noheader || echo "no nvidia-smi"; nproc; } >"$out/table.log" 2>&1
+# Each searcher's step against a plain step on the GPU, alone on it (ResNet-18, batch 128): the
+# first table had mcmc's search epoch at 6.7x a plain epoch there (2x on two CPU cores).
+if python3 -c "import torch, sys; sys.exit(not torch.cuda.is_available())"; then
+  timeout 120 python3 scripts/bench_search_cost.py --dataset fashion-mnist --space symmetry --model resnet18 \
+    --device cuda --steps 10 --out "$out/search_cost.json" >>"$out/table.log" 2>&1 || echo "search cost: stopped" >>"$out/table.log"
+fi
 workers=$(( $(nproc) / 2 - 1 ))
 [ "$workers" -ge 1 ] || workers=1
 left() { echo $(( start + budget - 40 - $(date +%s) )); }  # 40 s kept for the table and the packing
