@@ -404,6 +404,36 @@ def prior_randaugment(ranges: dict[str, int], levels: int) -> list[list[OpEntry]
     return randaugment_point(met, met)
 
 
+class _Evaluate:
+    """A batch's ``evaluate`` for :meth:`MCMCStep.sample`, in parts: ``draw`` the copies' extra
+    randomness, ``transform`` them by their states, ``score`` them (the loss without grad under
+    the current model, its batch-norm statistics left as they were), so that the sampler can
+    transform the current states and the proposals in one call."""
+
+    def __init__(self, step: MCMCStep, xs: Tensor, ys: Tensor, forward: Callable[[Tensor], Tensor],
+                 net: nn.Module | None) -> None:  # fmt: skip
+        self.step, self.xs, self.ys, self.forward, self.net = step, xs, ys, forward, net
+
+    def draw(self, n: int) -> Tensor:
+        return torch.rand(n, 2, generator=self.step.generator)
+
+    def transform(self, state: dict[str, Tensor], rows: Tensor, aux: Tensor) -> Tensor:
+        with torch.autocast(self.xs.device.type, enabled=False):  # the ops in float32 under a user's autocast
+            return self.step.states.apply(self.xs[rows.to(self.xs.device)], state, aux)
+
+    def score(self, x: Tensor, rows: Tensor) -> Tensor:
+        with torch.no_grad(), running_stats_kept(self.net):
+            return F.cross_entropy(
+                self.forward(x).float(), self.ys[rows.to(self.xs.device)], reduction="none"
+            )
+
+    def __call__(
+        self, state: dict[str, Tensor], rows: Tensor, need_loss: bool
+    ) -> tuple[Tensor, Tensor | None]:
+        x = self.transform(state, rows, self.draw(len(rows)))
+        return x, self.score(x, rows) if need_loss else None
+
+
 class MCMCStep:
     """The primal-dual step with the Metropolis-Hastings sampler (a :class:`~autoaug.train.Step`).
 
@@ -461,10 +491,22 @@ class MCMCStep:
             return images, state
         m, still = moving.nonzero().squeeze(1), (~moving).nonzero().squeeze(1)
         sub = {k: v[m] for k, v in state.items()}
-        x_m, cur_loss = evaluate(sub, m, True)
-        for _ in range(steps):
+        fused = steps == 1 and isinstance(evaluate, _Evaluate)
+        if fused:  # the current states and the proposals transformed in one call (the same draws)
+            aux = evaluate.draw(len(m))
             proposal = self.chains.propose(sub)
-            xp, prop_loss = evaluate(proposal, m, True)
+            aux = torch.cat([aux, evaluate.draw(len(m))])
+            both = {k: torch.cat([sub[k], proposal[k]]) for k in sub}
+            x_m, xp = evaluate.transform(both, torch.cat([m, m]), aux).split(len(m))
+            cur_loss = evaluate.score(x_m, m)
+        else:
+            x_m, cur_loss = evaluate(sub, m, True)
+        for _ in range(steps):
+            if fused:
+                prop_loss = evaluate.score(xp, m)
+            else:
+                proposal = self.chains.propose(sub)
+                xp, prop_loss = evaluate(proposal, m, True)
             self.prop_loss.index_add_(0, proposal["op"], prop_loss.double().cpu())
             self.prop_n.index_add_(0, proposal["op"], torch.ones(len(m), dtype=torch.float64))
             sub, cur_loss, accept = mh_step(sub, cur_loss, proposal, prop_loss, self.generator)
@@ -525,17 +567,7 @@ class MCMCStep:
         if index is not None:
             index = index.repeat(copies)[:n]
 
-        def evaluate(state: dict[str, Tensor], rows: Tensor, need_loss: bool) -> tuple[Tensor, Tensor | None]:
-            rows = rows.to(xs.device)
-            aux = torch.rand(len(rows), 2, generator=self.generator)
-            with torch.autocast(xs.device.type, enabled=False):  # the ops in float32 under a user's autocast
-                x = self.states.apply(xs[rows], state, aux)
-            if not need_loss:
-                return x, None
-            with torch.no_grad(), running_stats_kept(net):
-                return x, F.cross_entropy(forward(x).float(), ys[rows], reduction="none")
-
-        augmented, state = self.sample(n, index, evaluate)
+        augmented, state = self.sample(n, index, _Evaluate(self, xs, ys, forward, net))
         if cfg.mcmc.fused:  # one pass of b + n images: fewer, larger kernels; BatchNorm sees both halves
             logits, aug_logits = forward(torch.cat([images, augmented])).float().split([b, n])
         else:
