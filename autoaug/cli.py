@@ -580,6 +580,10 @@ def cmd_search(args: argparse.Namespace) -> None:
     print(
         f"\ntest accuracy {s.get('test_acc', float('nan')):.4f}, validation accuracy {s.get('val_acc', float('nan')):.4f}"
     )
+    if result.policy.meta.get("learned_nothing"):  # bilevel's export auto fell back to the prior
+        shares = ", ".join(f"{x:.2f}" for x in result.policy.meta.get("largest_weight_share", []))
+        print(f"the op weights stayed near uniform (largest {shares} x the uniform share, per stage): the policy "
+              "written is RandAugment's point over the ops the search did not avoid (export auto)")  # fmt: skip
     rejected = s.get("rejected") or []
     unsure = [(name, how) for name, how in s.get("left_out") or [] if name not in dict(rejected)]
     unmet = dict(rejected) | dict(unsure)

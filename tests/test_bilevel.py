@@ -316,3 +316,14 @@ def test_auto_export_writes_the_prior_when_the_weights_never_left_uniform(tmp_pa
     written = step.learned_policy()
     assert written.meta["export"] == "learned" and "learned_nothing" not in written.meta
     assert len(written.stages[0]) == k and written.meta["largest_weight_share"][1] > UNMOVED
+
+
+def test_the_command_line_says_when_auto_wrote_the_prior(tmp_path, capsys):
+    out = tmp_path / "cli"
+    argv = ["search", "--method", "bilevel", "--export", "auto", "--dataset", "arrows", "--train-size", "160",
+            "--epochs", "1", "--batch-size", "32", "--probe-size", "16", "--no-progress", "--out", str(out)]  # fmt: skip
+    assert main(argv) == 0
+    printed = capsys.readouterr().out
+    meta = json.loads((out / "policy.json").read_text())["meta"]
+    assert meta["learned_nothing"] is True and meta["export"] == "prior"
+    assert "the op weights stayed near uniform" in printed and "(export auto)" in printed
