@@ -296,7 +296,7 @@ def test_auto_export_writes_the_prior_when_the_weights_never_left_uniform(tmp_pa
     (the search learned nothing), the learned policy where one stage's weights moved past it."""
     from autoaug.search.bilevel import UNMOVED, largest_share, learned_nothing
 
-    step = BilevelStep(_tiny(tmp_path, "auto", export="auto"))
+    step = BilevelStep(_tiny(tmp_path, "auto", mode="search", export="auto"))
     k = len(step.policy.ops)
     step.history = [{"op_weights": {op: 1 / k for op in step.policy.ops},
                      "op_aug_loss": {op: 0.1 for op in step.policy.ops}, "clean_loss": 0.1}]  # fmt: skip
@@ -316,6 +316,12 @@ def test_auto_export_writes_the_prior_when_the_weights_never_left_uniform(tmp_pa
     written = step.learned_policy()
     assert written.meta["export"] == "learned" and "learned_nothing" not in written.meta
     assert len(written.stages[0]) == k and written.meta["largest_weight_share"][1] > UNMOVED
+    # In online mode the model trained with the learned policy: auto writes it, moved or not.
+    online = BilevelStep(_tiny(tmp_path, "online", mode="online", export="auto"))
+    online.history = step.history
+    assert (
+        "learned_nothing" not in online.learned_policy().meta and len(online.learned_policy().stages[0]) == k
+    )
 
 
 def test_the_command_line_says_when_auto_wrote_the_prior(tmp_path, capsys):

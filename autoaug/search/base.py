@@ -172,11 +172,11 @@ class BilevelConfig(Settings):
     )
     probe_size: int = setting(128, limit=Limit(1),
         help="training images on which each op's augmented loss is measured per epoch")  # fmt: skip
-    export: str = setting("learned",
+    export: str = setting("auto",
         help="the policy written: learned (each stage's op weights, probabilities and magnitudes), prior "
              "(RandAugment's point, N 2 and M 9, over the geometric and photometric ops the search did not "
-             "avoid) or auto (learned, unless every stage's weights stayed near uniform, the largest under "
-             "1.5x the uniform share: then prior)")  # fmt: skip
+             "avoid) or auto (learned, unless a search-mode run's weights stayed near uniform, every stage's "
+             "largest under 1.5x the uniform share: then prior)")  # fmt: skip
 
     IDENTITY: ClassVar[tuple[str, ...]] = ("mode", "stages", "relaxation")
 

@@ -616,7 +616,9 @@ class BilevelStep:
             meta["vacuous"] = list(self.vacuous)
         if cfg.bilevel.export == "prior":
             return self.prior_policy(meta)
-        if cfg.bilevel.export == "auto":
+        if (
+            cfg.bilevel.export == "auto" and cfg.bilevel.mode == "search"
+        ):  # online: what the model trained with
             weights = self.policy.weights().detach()
             moved = largest_share(weights)
             meta = meta | {"largest_weight_share": [round(m, 4) for m in moved]}
