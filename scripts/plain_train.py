@@ -370,6 +370,15 @@ def _conv_bn(c_in: int, c_out: int) -> list[nn.Module]:
     return [nn.Conv2d(c_in, c_out, 3, padding=1, bias=False), nn.BatchNorm2d(c_out), nn.ReLU(inplace=True)]
 
 
+def _initialize(model: nn.Module) -> None:
+    """The trainer's initialization (He et al. for the convolutions, zero biases of the head)."""
+    for m in model.modules():
+        if isinstance(m, nn.Conv2d):
+            nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+        elif isinstance(m, nn.Linear):
+            nn.init.zeros_(m.bias)
+
+
 class SmallCNN(nn.Module):
     """autoaug's ``small_cnn``: the same layers, in the same order, with the same names and the
     same initialization (so one seed gives the same initial weights)."""
@@ -387,11 +396,7 @@ class SmallCNN(nn.Module):
         )
         self.pool = nn.AdaptiveAvgPool2d(1)
         self.head = nn.Linear(256, num_classes)
-        for m in self.modules():  # the trainer's initialization (He et al. for the convolutions)
-            if isinstance(m, nn.Conv2d):
-                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
-            elif isinstance(m, nn.Linear):
-                nn.init.zeros_(m.bias)
+        _initialize(self)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.head(self.pool(self.features(x)).flatten(1))
@@ -429,11 +434,7 @@ class ResNet18(nn.Module):
         self.features = nn.Sequential(*layers)
         self.pool = nn.AdaptiveAvgPool2d(1)
         self.head = nn.Linear(512, num_classes)
-        for m in self.modules():
-            if isinstance(m, nn.Conv2d):
-                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
-            elif isinstance(m, nn.Linear):
-                nn.init.zeros_(m.bias)
+        _initialize(self)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.head(self.pool(self.features(x)).flatten(1))
